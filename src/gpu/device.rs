@@ -1,0 +1,164 @@
+//! Adapter discovery and choice, and the device request with raised limits.
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// How the user asked for a GPU: `--backend` and `--adapter` (or `ADARESNET_BACKEND`,
+/// `ADARESNET_ADAPTER`).
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    /// `vulkan`, `metal`, `dx12` or `gl`; `None` means every backend compiled in.
+    pub backend: Option<String>,
+    /// An index into the `adaresnet devices` list, or a case-insensitive name substring.
+    pub adapter: Option<String>,
+}
+
+impl AdapterChoice {
+    /// The choice from environment variables alone (what tests and library users get).
+    pub fn from_env() -> Self {
+        Self {
+            backend: std::env::var("ADARESNET_BACKEND")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            adapter: std::env::var("ADARESNET_ADAPTER")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// The fix to print whenever no adapter is found.
+pub const NO_ADAPTER_FIX: &str = "no GPU adapter found: on Linux without a GPU install Mesa's \
+software Vulkan driver (`apt-get install mesa-vulkan-drivers`); elsewhere update the GPU driver";
+
+pub fn parse_backends(name: Option<&str>) -> Result<wgpu::Backends> {
+    Ok(match name.map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("all") => wgpu::Backends::all(),
+        Some("vulkan") | Some("vk") => wgpu::Backends::VULKAN,
+        Some("metal") => wgpu::Backends::METAL,
+        Some("dx12") | Some("d3d12") => wgpu::Backends::DX12,
+        Some("gl") | Some("gles") | Some("opengl") => wgpu::Backends::GL,
+        Some(other) => bail!("unknown backend '{other}': use vulkan, metal, dx12 or gl"),
+    })
+}
+
+pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter of the chosen backends, in the order `adaresnet devices` numbers them.
+pub fn list_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance(backends).enumerate_adapters(backends))
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Picks an adapter: the one the user named, else a discrete GPU, then integrated, then
+/// software. Vulkan is preferred over GL for the same device, as GL lacks compute features.
+pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
+    let backends = parse_backends(choice.backend.as_deref())?;
+    let adapters = list_adapters(backends);
+    if adapters.is_empty() {
+        bail!("{NO_ADAPTER_FIX}");
+    }
+    if let Some(want) = &choice.adapter {
+        if let Ok(i) = want.parse::<usize>() {
+            return adapters.into_iter().nth(i).ok_or_else(|| {
+                anyhow!("adapter index {i} does not exist: run `adaresnet devices` to list them")
+            });
+        }
+        let lower = want.to_lowercase();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&lower))
+            .ok_or_else(|| {
+                anyhow!("no adapter name contains '{want}': run `adaresnet devices` to list them")
+            });
+    }
+    let best = adapters
+        .into_iter()
+        .filter(|a| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        })
+        .min_by_key(|a| {
+            let info = a.get_info();
+            (
+                type_rank(info.device_type),
+                info.backend == wgpu::Backend::Gl,
+            )
+        });
+    best.ok_or_else(|| anyhow!("no adapter supports compute shaders: {NO_ADAPTER_FIX}"))
+}
+
+/// The optional features we use when present: GPU timestamps for the profiler, f16 and
+/// subgroups for future kernels.
+pub fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
+    let wanted = wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    adapter.features() & wanted
+}
+
+/// Requests the device with the adapter's own limits, so large activations and parameter
+/// buffers fit where the hardware allows (the WebGPU defaults cap storage bindings at 128 MiB).
+pub fn request_device(adapter: &wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
+    let desc = wgpu::DeviceDescriptor {
+        label: Some("adaresnet"),
+        required_features: wanted_features(adapter),
+        required_limits: adapter.limits(),
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    };
+    pollster::block_on(adapter.request_device(&desc))
+        .with_context(|| format!("could not open a device on '{}'", adapter.get_info().name))
+}
+
+/// One adapter described for `adaresnet devices`.
+pub fn describe(index: usize, adapter: &wgpu::Adapter) -> String {
+    let info = adapter.get_info();
+    let l = adapter.limits();
+    let f = adapter.features();
+    let has = |flag: wgpu::Features, name: &str| {
+        if f.contains(flag) {
+            name.to_string()
+        } else {
+            format!("no-{name}")
+        }
+    };
+    format!(
+        "[{index}] {name}\n    backend: {backend:?}  type: {ty:?}  driver: {driver} {dinfo}\n    \
+         max storage binding: {sb} MiB  max buffer: {mb} MiB  workgroup storage: {ws} KiB  \
+         invocations/workgroup: {inv}  workgroups/dim: {wpd}\n    features: {ts} {tsp} {f16} {sg}",
+        name = info.name,
+        backend = info.backend,
+        ty = info.device_type,
+        driver = info.driver,
+        dinfo = info.driver_info,
+        sb = l.max_storage_buffer_binding_size >> 20,
+        mb = l.max_buffer_size >> 20,
+        ws = l.max_compute_workgroup_storage_size >> 10,
+        inv = l.max_compute_invocations_per_workgroup,
+        wpd = l.max_compute_workgroups_per_dimension,
+        ts = has(wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
+        tsp = has(
+            wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+            "timestamps-inside-passes"
+        ),
+        f16 = has(wgpu::Features::SHADER_F16, "shader-f16"),
+        sg = has(wgpu::Features::SUBGROUP, "subgroups"),
+    )
+}

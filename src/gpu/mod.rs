@@ -1,0 +1,135 @@
+//! The GPU side: adapter and device, embedded kernels, buffers and dispatch recording.
+
+pub mod device;
+pub mod dispatch;
+pub mod kernels;
+
+use anyhow::{anyhow, Context, Result};
+
+pub use device::AdapterChoice;
+pub use dispatch::{groups_1d, Cost, Dispatch, Program};
+
+/// An open device with its queue and the pipeline cache.
+pub struct Gpu {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub kernels: kernels::Kernels,
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Gpu {
+    pub fn new(choice: &AdapterChoice) -> Result<Self> {
+        let adapter = device::choose_adapter(choice)?;
+        let (device, queue) = device::request_device(&adapter)?;
+        let kernels = kernels::Kernels::new(&device)?;
+        let info = adapter.get_info();
+        Ok(Self {
+            adapter,
+            device,
+            queue,
+            info,
+            kernels,
+        })
+    }
+
+    /// The adapter from `ADARESNET_BACKEND` / `ADARESNET_ADAPTER`, else the best one found.
+    pub fn from_env() -> Result<Self> {
+        Self::new(&AdapterChoice::from_env())
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {} {})",
+            self.info.name, self.info.backend, self.info.driver, self.info.driver_info
+        )
+    }
+
+    /// Largest storage buffer one binding may hold, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        let l = self.device.limits();
+        l.max_storage_buffer_binding_size.min(l.max_buffer_size)
+    }
+
+    /// A zeroed storage buffer of `len` 4-byte elements (at least one, as wgpu forbids empty
+    /// bindings).
+    pub fn zeros(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        let buf = self.zeros(label, (std::mem::size_of_val(data)).div_ceil(4));
+        self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(data));
+        buf
+    }
+
+    /// Copies `len` elements from the start of `buf` back to the host, waiting for the GPU.
+    pub fn download<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("download"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        self.read_mapped(&staging, bytes)
+    }
+
+    /// Maps a MAP_READ buffer whose copy was already submitted and returns its first `bytes`.
+    pub fn read_mapped<T: bytemuck::Pod>(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<T>> {
+        let slice = staging.slice(..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .context("GPU poll failed")?;
+        rx.recv()
+            .map_err(|_| anyhow!("buffer map callback never ran"))?
+            .context("mapping a GPU buffer for reading failed")?;
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .context("reading a mapped GPU buffer")?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Records `program` in one compute pass, submits it and waits for completion.
+    pub fn run(&self, program: &Program) -> Result<()> {
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            program.record(&mut pass);
+        }
+        self.queue.submit([enc.finish()]);
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .context("GPU poll failed")?;
+        Ok(())
+    }
+
+    /// Prepares and runs dispatches once: the path single-op tests and `check-grads` take.
+    pub fn run_dispatches(&self, dispatches: Vec<Dispatch>) -> Result<()> {
+        self.run(&Program::new(self, dispatches))
+    }
+}

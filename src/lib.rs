@@ -1,0 +1,7 @@
+//! adaresnet: train adaptive residual networks on any GPU through WebGPU.
+//!
+//! Hand-written WGSL kernels (`shaders/`) run through wgpu; every kernel has a plain-Rust
+//! f64 twin in `ops`, so every GPU gradient can be checked against an independent reference.
+
+pub mod gpu;
+pub mod ops;

@@ -1,0 +1,182 @@
+//! ReLU, the weighted residual add and its deterministic `dw` reduction: GPU against the f64 CPU twin.
+
+mod common;
+use adaresnet::ops::compare::{assert_close, Tol};
+use adaresnet::ops::{reduce, relu, residual};
+use common::*;
+
+#[test]
+fn relu_matches_reference() {
+    let gpu = gpu();
+    let mut r = rng(1);
+    for n in [1usize, 255, 257, 1000, 70_001] {
+        let x = uniform(&mut r, n);
+        let dy = uniform(&mut r, n);
+        let (xb, dyb) = (gpu.upload("x", &to_f32(&x)), gpu.upload("dy", &to_f32(&dy)));
+        let (yb, dxb) = (gpu.zeros("y", n), gpu.zeros("dx", n));
+        gpu.run_dispatches(vec![
+            relu::forward(&xb, &yb, n),
+            relu::backward_input(&xb, &dyb, &dxb, n),
+        ])
+        .unwrap();
+        // ReLU is exact in f32: no rounding happens, so the tolerance is zero.
+        assert_close(
+            "relu y",
+            &gpu.download(&yb, n).unwrap(),
+            &relu::cpu::forward(&x),
+            Tol::new(0.0, 0.0),
+        );
+        assert_close(
+            "relu dx",
+            &gpu.download(&dxb, n).unwrap(),
+            &relu::cpu::backward_input(&x, &dy),
+            Tol::new(0.0, 0.0),
+        );
+    }
+}
+
+#[test]
+fn residual_matches_reference() {
+    let gpu = gpu();
+    let mut r = rng(2);
+    // (batch, channels, hw): batch 1, 3 channels, sizes that are not multiples of 256.
+    for (batch, channels, hw) in [(1, 3, 7 * 7), (2, 5, 1), (3, 16, 33), (4, 64, 14 * 14)] {
+        for per_channel in [false, true] {
+            for fuse_relu in [false, true] {
+                let s = residual::ResidualShape {
+                    batch,
+                    channels,
+                    hw,
+                    per_channel,
+                    fuse_relu,
+                };
+                let n = s.len();
+                let (tfd, ipd, dy) = (uniform(&mut r, n), uniform(&mut r, n), uniform(&mut r, n));
+                let w = uniform(&mut r, s.w_len());
+                let up = |name, v: &[f64]| gpu.upload(name, &to_f32(v));
+                let (tb, ib, wb, dyb) =
+                    (up("tfd", &tfd), up("ipd", &ipd), up("w", &w), up("dy", &dy));
+                let (yb, dtb, dib) = (
+                    gpu.zeros("y", n),
+                    gpu.zeros("dtfd", n),
+                    gpu.zeros("dipd", n),
+                );
+                let (pb, dwb) = (
+                    gpu.zeros("partials", s.partials_len()),
+                    gpu.zeros("dw", s.w_len()),
+                );
+                let mut ds = vec![
+                    residual::forward(&tb, &ib, &wb, &yb, s),
+                    residual::backward_input(&dyb, &yb, &wb, &dtb, &dib, s),
+                ];
+                ds.extend(residual::backward_weight(&dtb, &ib, &pb, &dwb, s));
+                gpu.run_dispatches(ds).unwrap();
+
+                let y_ref = residual::cpu::forward(&tfd, &ipd, &w, s);
+                let (dt_ref, di_ref, dw_ref) = residual::cpu::backward(&dy, &y_ref, &ipd, &w, s);
+                let what = format!("{s:?}");
+                // One multiply-add per element: a couple of f32 roundings.
+                assert_close(
+                    &format!("{what} y"),
+                    &gpu.download(&yb, n).unwrap(),
+                    &y_ref,
+                    Tol::ELEMENTWISE,
+                );
+                assert_close(
+                    &format!("{what} dtfd"),
+                    &gpu.download(&dtb, n).unwrap(),
+                    &dt_ref,
+                    Tol::ELEMENTWISE,
+                );
+                assert_close(
+                    &format!("{what} dipd"),
+                    &gpu.download(&dib, n).unwrap(),
+                    &di_ref,
+                    Tol::ELEMENTWISE,
+                );
+                // dw sums n / w_len products of magnitude <= 1.
+                let k = n / s.w_len();
+                assert_close(
+                    &format!("{what} dw"),
+                    &gpu.download(&dwb, s.w_len()).unwrap(),
+                    &dw_ref,
+                    Tol::sum_of(k, 1.0),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn add_matches_reference() {
+    let gpu = gpu();
+    let mut r = rng(3);
+    let n = 1001;
+    let (a, b) = (uniform(&mut r, n), uniform(&mut r, n));
+    let (ab, bb, yb) = (
+        gpu.upload("a", &to_f32(&a)),
+        gpu.upload("b", &to_f32(&b)),
+        gpu.zeros("y", n),
+    );
+    gpu.run_dispatches(vec![residual::add(&ab, &bb, &yb, n)])
+        .unwrap();
+    // One f32 addition: half an ulp of rounding.
+    assert_close(
+        "add",
+        &gpu.download(&yb, n).unwrap(),
+        &residual::cpu::add(&a, &b),
+        Tol::ELEMENTWISE,
+    );
+}
+
+/// dw over 2.4 million elements (a paper-sized activation at batch 32) against the f64 sum,
+/// and bit-identical across two runs.
+#[test]
+fn dw_reduction_large_and_deterministic() {
+    let gpu = gpu();
+    let mut r = rng(4);
+    let n = 2_400_017;
+    let (a, b) = (uniform(&mut r, n), uniform(&mut r, n));
+    let (ab, bb) = (gpu.upload("a", &to_f32(&a)), gpu.upload("b", &to_f32(&b)));
+    let pb = gpu.zeros("partials", reduce::dot_partials_len(n));
+    let run = |out: &wgpu::Buffer| {
+        gpu.run_dispatches(reduce::dot(&ab, &bb, &pb, out, n))
+            .unwrap();
+        gpu.download::<f32>(out, 1).unwrap()[0]
+    };
+    let (o1, o2) = (gpu.zeros("out1", 1), gpu.zeros("out2", 1));
+    let (first, second) = (run(&o1), run(&o2));
+    assert_eq!(
+        first.to_bits(),
+        second.to_bits(),
+        "dw reduction is not deterministic: {first} vs {second}"
+    );
+    // The tree reduction's error grows like sqrt(n) * eps * sum|a*b|; sum_of's bound
+    // (4 * eps * n per unit term) is far looser than that yet far below a sign error.
+    assert_close(
+        "dot 2.4M",
+        &[first],
+        &[reduce::cpu::dot(&a, &b)],
+        Tol::sum_of(n, 1.0),
+    );
+    // The per-channel reduction at the same size.
+    let (batch, channels, hw) = (32, 64, 1171);
+    let m = batch * channels * hw;
+    let (pa, pbv) = (uniform(&mut r, m), uniform(&mut r, m));
+    let (pab, pbb, out) = (
+        gpu.upload("a", &to_f32(&pa)),
+        gpu.upload("b", &to_f32(&pbv)),
+        gpu.zeros("out", channels),
+    );
+    gpu.run_dispatches(vec![reduce::channel_dot(
+        &pab, &pbb, &out, batch, channels, hw,
+    )])
+    .unwrap();
+    let expect = reduce::cpu::channel_dot(&pa, &pbv, batch, channels, hw);
+    assert_close(
+        "channel dot",
+        &gpu.download(&out, channels).unwrap(),
+        &expect,
+        Tol::sum_of(batch * hw, 1.0),
+    );
+}
