@@ -3,5 +3,6 @@
 //! Hand-written WGSL kernels (`shaders/`) run through wgpu; every kernel has a plain-Rust
 //! f64 twin in `ops`, so every GPU gradient can be checked against an independent reference.
 
+pub mod check;
 pub mod gpu;
 pub mod ops;

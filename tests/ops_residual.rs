@@ -1,44 +1,31 @@
 //! ReLU, the weighted residual add and its deterministic `dw` reduction: GPU against the f64 CPU twin.
 
 mod common;
+use adaresnet::check::elementwise::{check_relu, check_residual};
 use adaresnet::ops::compare::{assert_close, Tol};
-use adaresnet::ops::{reduce, relu, residual};
+use adaresnet::ops::{reduce, residual};
 use common::*;
 
 #[test]
 fn relu_matches_reference() {
     let gpu = gpu();
-    let mut r = rng(1);
-    for n in [1usize, 255, 257, 1000, 70_001] {
-        let x = uniform(&mut r, n);
-        let dy = uniform(&mut r, n);
-        let (xb, dyb) = (gpu.upload("x", &to_f32(&x)), gpu.upload("dy", &to_f32(&dy)));
-        let (yb, dxb) = (gpu.zeros("y", n), gpu.zeros("dx", n));
-        gpu.run_dispatches(vec![
-            relu::forward(&xb, &yb, n),
-            relu::backward_input(&xb, &dyb, &dxb, n),
-        ])
-        .unwrap();
-        // ReLU is exact in f32: no rounding happens, so the tolerance is zero.
-        assert_close(
-            "relu y",
-            &gpu.download(&yb, n).unwrap(),
-            &relu::cpu::forward(&x),
-            Tol::new(0.0, 0.0),
-        );
-        assert_close(
-            "relu dx",
-            &gpu.download(&dxb, n).unwrap(),
-            &relu::cpu::backward_input(&x, &dy),
-            Tol::new(0.0, 0.0),
-        );
+    for (i, shape) in [
+        vec![1],
+        vec![255],
+        vec![257],
+        vec![1, 3, 7, 7],
+        vec![2, 5, 83, 85],
+    ]
+    .iter()
+    .enumerate()
+    {
+        check_relu(&gpu, shape, i as u64).unwrap().assert_ok();
     }
 }
 
 #[test]
 fn residual_matches_reference() {
     let gpu = gpu();
-    let mut r = rng(2);
     // (batch, channels, hw): batch 1, 3 channels, sizes that are not multiples of 256.
     for (batch, channels, hw) in [(1, 3, 7 * 7), (2, 5, 1), (3, 16, 33), (4, 64, 14 * 14)] {
         for per_channel in [false, true] {
@@ -50,58 +37,7 @@ fn residual_matches_reference() {
                     per_channel,
                     fuse_relu,
                 };
-                let n = s.len();
-                let (tfd, ipd, dy) = (uniform(&mut r, n), uniform(&mut r, n), uniform(&mut r, n));
-                let w = uniform(&mut r, s.w_len());
-                let up = |name, v: &[f64]| gpu.upload(name, &to_f32(v));
-                let (tb, ib, wb, dyb) =
-                    (up("tfd", &tfd), up("ipd", &ipd), up("w", &w), up("dy", &dy));
-                let (yb, dtb, dib) = (
-                    gpu.zeros("y", n),
-                    gpu.zeros("dtfd", n),
-                    gpu.zeros("dipd", n),
-                );
-                let (pb, dwb) = (
-                    gpu.zeros("partials", s.partials_len()),
-                    gpu.zeros("dw", s.w_len()),
-                );
-                let mut ds = vec![
-                    residual::forward(&tb, &ib, &wb, &yb, s),
-                    residual::backward_input(&dyb, &yb, &wb, &dtb, &dib, s),
-                ];
-                ds.extend(residual::backward_weight(&dtb, &ib, &pb, &dwb, s));
-                gpu.run_dispatches(ds).unwrap();
-
-                let y_ref = residual::cpu::forward(&tfd, &ipd, &w, s);
-                let (dt_ref, di_ref, dw_ref) = residual::cpu::backward(&dy, &y_ref, &ipd, &w, s);
-                let what = format!("{s:?}");
-                // One multiply-add per element: a couple of f32 roundings.
-                assert_close(
-                    &format!("{what} y"),
-                    &gpu.download(&yb, n).unwrap(),
-                    &y_ref,
-                    Tol::ELEMENTWISE,
-                );
-                assert_close(
-                    &format!("{what} dtfd"),
-                    &gpu.download(&dtb, n).unwrap(),
-                    &dt_ref,
-                    Tol::ELEMENTWISE,
-                );
-                assert_close(
-                    &format!("{what} dipd"),
-                    &gpu.download(&dib, n).unwrap(),
-                    &di_ref,
-                    Tol::ELEMENTWISE,
-                );
-                // dw sums n / w_len products of magnitude <= 1.
-                let k = n / s.w_len();
-                assert_close(
-                    &format!("{what} dw"),
-                    &gpu.download(&dwb, s.w_len()).unwrap(),
-                    &dw_ref,
-                    Tol::sum_of(k, 1.0),
-                );
+                check_residual(&gpu, s, batch as u64).unwrap().assert_ok();
             }
         }
     }

@@ -66,7 +66,12 @@ fn type_rank(t: wgpu::DeviceType) -> u8 {
 /// software. Vulkan is preferred over GL for the same device, as GL lacks compute features.
 pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
     let backends = parse_backends(choice.backend.as_deref())?;
-    let adapters = list_adapters(backends);
+    // Without an explicit backend, look at Vulkan/Metal/DX12 first: probing GL needs a display
+    // server on Linux and only matters when nothing else exists.
+    let mut adapters = list_adapters(if choice.backend.is_none() { wgpu::Backends::PRIMARY } else { backends });
+    if adapters.is_empty() && choice.backend.is_none() {
+        adapters = list_adapters(wgpu::Backends::GL);
+    }
     if adapters.is_empty() {
         bail!("{NO_ADAPTER_FIX}");
     }

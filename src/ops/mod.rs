@@ -4,7 +4,13 @@
 //! accumulates), so gradient buffers need no zeroing and a tensor read twice gets its two
 //! gradients summed by an explicit `residual::add`.
 
+pub mod batchnorm;
 pub mod compare;
+pub mod conv2d;
+pub mod linear;
+pub mod loss;
+pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub mod relu;
 pub mod residual;
@@ -12,25 +18,33 @@ pub mod residual;
 /// Every uniform struct that crosses to WGSL: (shader file, WGSL struct name, Rust size).
 /// A test reflects each struct with naga and checks the sizes agree.
 pub fn uniform_layouts() -> Vec<(&'static str, &'static str, usize)> {
-    use std::mem::size_of;
-    vec![
-        ("relu", "ReluParams", size_of::<relu::ReluParams>()),
-        (
-            "residual",
-            "ResidualParams",
-            size_of::<residual::ResidualParams>(),
-        ),
-        ("reduce", "ReduceParams", size_of::<reduce::ReduceParams>()),
+    [
+        batchnorm::UNIFORMS,
+        conv2d::UNIFORMS,
+        linear::UNIFORMS,
+        loss::UNIFORMS,
+        optim::UNIFORMS,
+        pool::UNIFORMS,
+        reduce::UNIFORMS,
+        relu::UNIFORMS,
+        residual::UNIFORMS,
     ]
+    .concat()
 }
 
 /// Every entry point the launch code uses with the workgroup size it assumes; a test checks
 /// this list and the shaders' entry points are the same set with the same sizes.
 pub fn entry_points() -> Vec<(&'static str, [u32; 3])> {
     [
+        batchnorm::ENTRY_POINTS,
+        conv2d::ENTRY_POINTS,
+        linear::ENTRY_POINTS,
+        loss::ENTRY_POINTS,
+        optim::ENTRY_POINTS,
+        pool::ENTRY_POINTS,
+        reduce::ENTRY_POINTS,
         relu::ENTRY_POINTS,
         residual::ENTRY_POINTS,
-        reduce::ENTRY_POINTS,
     ]
     .concat()
 }

@@ -3,6 +3,11 @@
 use crate::gpu::Dispatch;
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
+pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+    "reduce",
+    "ReduceParams",
+    std::mem::size_of::<ReduceParams>(),
+)];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("reduce_dot_partial", WORKGROUP),
     ("reduce_sum_final", WORKGROUP),

@@ -6,6 +6,11 @@ use super::reduce;
 use crate::gpu::{groups_1d, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
+pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+    "residual",
+    "ResidualParams",
+    std::mem::size_of::<ResidualParams>(),
+)];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("residual_forward", WORKGROUP),
     ("residual_backward_input", WORKGROUP),

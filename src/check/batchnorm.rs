@@ -1,0 +1,1 @@
+//! Checks of batchnorm: being written.

@@ -1,0 +1,1 @@
+//! Checks of conv2d: being written.

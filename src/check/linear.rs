@@ -1,0 +1,1 @@
+//! Checks of linear: being written.

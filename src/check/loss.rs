@@ -1,0 +1,1 @@
+//! Checks of loss: being written.

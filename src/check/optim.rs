@@ -1,0 +1,1 @@
+//! Checks of optim: being written.

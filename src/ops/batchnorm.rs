@@ -1,0 +1,4 @@
+//! batchnorm: being written.
+
+pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[];
+pub const UNIFORMS: &[(&str, &str, usize)] = &[];
