@@ -4,5 +4,6 @@
 //! f64 twin in `ops`, so every GPU gradient can be checked against an independent reference.
 
 pub mod check;
+pub mod cli;
 pub mod gpu;
 pub mod ops;

@@ -42,6 +42,11 @@ pub fn parse_backends(name: Option<&str>) -> Result<wgpu::Backends> {
 }
 
 pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    // Mesa's implicit device-select layer only reorders GPUs (we choose ourselves) and prints
+    // XDG_RUNTIME_DIR errors on headless machines; its documented switch turns it off.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     wgpu::Instance::new(desc)
@@ -62,16 +67,25 @@ fn type_rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-/// Picks an adapter: the one the user named, else a discrete GPU, then integrated, then
-/// software. Vulkan is preferred over GL for the same device, as GL lacks compute features.
-pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
-    let backends = parse_backends(choice.backend.as_deref())?;
-    // Without an explicit backend, look at Vulkan/Metal/DX12 first: probing GL needs a display
-    // server on Linux and only matters when nothing else exists.
-    let mut adapters = list_adapters(if choice.backend.is_none() { wgpu::Backends::PRIMARY } else { backends });
-    if adapters.is_empty() && choice.backend.is_none() {
-        adapters = list_adapters(wgpu::Backends::GL);
+/// The adapters `--adapter` indexes into: those of the requested backend or, with none
+/// requested, of Vulkan/Metal/DX12, falling back to GL only when those have none (probing GL
+/// needs a display server on Linux and its compute support is the weakest).
+pub fn candidate_adapters(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
+    if choice.backend.is_some() {
+        return Ok(list_adapters(parse_backends(choice.backend.as_deref())?));
     }
+    let primary = list_adapters(wgpu::Backends::PRIMARY);
+    Ok(if primary.is_empty() {
+        list_adapters(wgpu::Backends::GL)
+    } else {
+        primary
+    })
+}
+
+/// Picks an adapter: the one the user named, else a discrete GPU, then integrated, then
+/// software.
+pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
+    let adapters = candidate_adapters(choice)?;
     if adapters.is_empty() {
         bail!("{NO_ADAPTER_FIX}");
     }
@@ -89,21 +103,15 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
                 anyhow!("no adapter name contains '{want}': run `adaresnet devices` to list them")
             });
     }
-    let best = adapters
+    adapters
         .into_iter()
         .filter(|a| {
             a.get_downlevel_capabilities()
                 .flags
                 .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
         })
-        .min_by_key(|a| {
-            let info = a.get_info();
-            (
-                type_rank(info.device_type),
-                info.backend == wgpu::Backend::Gl,
-            )
-        });
-    best.ok_or_else(|| anyhow!("no adapter supports compute shaders: {NO_ADAPTER_FIX}"))
+        .min_by_key(|a| type_rank(a.get_info().device_type))
+        .ok_or_else(|| anyhow!("no adapter supports compute shaders: {NO_ADAPTER_FIX}"))
 }
 
 /// The optional features we use when present: GPU timestamps for the profiler, f16 and

@@ -1,0 +1,54 @@
+//! The command line: one file per subcommand.
+
+pub mod check_grads;
+pub mod devices;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::gpu::AdapterChoice;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "adaresnet",
+    version,
+    about = "Train adaptive residual networks (AdaResNet) on any GPU through WebGPU"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// GPU selection shared by every subcommand that runs kernels.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GpuArgs {
+    /// Graphics backend: vulkan, metal, dx12 or gl (default: the best available)
+    #[arg(long, env = "ADARESNET_BACKEND", global = true)]
+    pub backend: Option<String>,
+    /// Adapter index from `adaresnet devices`, or a substring of its name
+    #[arg(long, env = "ADARESNET_ADAPTER", global = true)]
+    pub adapter: Option<String>,
+}
+
+impl GpuArgs {
+    pub fn choice(&self) -> AdapterChoice {
+        AdapterChoice {
+            backend: self.backend.clone(),
+            adapter: self.adapter.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every GPU adapter wgpu can see, with the limits and features that matter here
+    Devices(devices::DevicesArgs),
+    /// Run every op's GPU forward and backward against the f64 CPU reference and print a table
+    CheckGrads(check_grads::CheckGradsArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Devices(a) => devices::run(a),
+        Command::CheckGrads(a) => check_grads::run(a),
+    }
+}
