@@ -6,4 +6,6 @@
 pub mod check;
 pub mod cli;
 pub mod gpu;
+pub mod graph;
+pub mod model;
 pub mod ops;
