@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod data;
 pub mod gpu;
 pub mod graph;
 pub mod model;
