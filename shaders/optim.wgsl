@@ -1,1 +1,59 @@
-// optim kernels: being written.
+// Optimizer steps, in place over one flat parameter tensor of `n` f32 and its gradient.
+// Step-dependent factors (Adam's bias-corrected step size `alpha`) are computed on the host in
+// f64 and rewritten into the uniform each step, so the kernels are pure elementwise updates.
+// 1-D dispatch folded into y past 65535 workgroups: flat = (wid.y * nwg.x + wid.x) * 256 + lid.x.
+
+struct OptimParams {
+    n: u32,
+    lr: f32,              // sgd
+    momentum: f32,        // sgd
+    weight_decay: f32,    // both: L2, added to the gradient
+    beta1: f32,           // adam
+    beta2: f32,           // adam
+    one_minus_beta1: f32, // adam: 1 - beta1 rounded once from f64, not cancelled in f32
+    one_minus_beta2: f32, // adam
+    eps: f32,             // adam
+    alpha: f32,           // adam: lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: OptimParams;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> velocity: array<f32>; // sgd momentum buffer
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;        // adam first moment
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;        // adam second moment
+
+fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
+}
+
+// PyTorch SGD: g = grad + wd * param; velocity = momentum * velocity + g; param -= lr * velocity.
+// With velocity starting at zero the first step is velocity = g, as PyTorch's first step.
+@compute @workgroup_size(256)
+fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let w = param[i];
+    let g = grad[i] + p.weight_decay * w;
+    let vel = p.momentum * velocity[i] + g;
+    velocity[i] = vel;
+    param[i] = w - p.lr * vel;
+}
+
+// Keras Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; param -= alpha m / (sqrt(v) + eps).
+@compute @workgroup_size(256)
+fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let w = param[i];
+    let g = grad[i] + p.weight_decay * w;
+    let m1 = p.beta1 * m[i] + p.one_minus_beta1 * g;
+    let v1 = p.beta2 * v[i] + p.one_minus_beta2 * (g * g);
+    m[i] = m1;
+    v[i] = v1;
+    param[i] = w - p.alpha * m1 / (sqrt(v1) + p.eps);
+}

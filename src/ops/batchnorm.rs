@@ -1,4 +1,367 @@
-//! batchnorm: being written.
+//! Batch normalisation over the channels of NCHW tensors, training and inference.
+//!
+//! Training: `stats` (batch mean and invstd per channel, running statistics updated in place),
+//! then `forward`. Backward: `backward_weight` (dgamma, dbeta), then `backward_input`, which
+//! reads the dgamma and dbeta just written. Inference: `forward_eval` from the running stats.
+//!
+//! Running statistics follow Keras (the framework whose layer defaults this crate mirrors):
+//! `running = momentum * running + (1 - momentum) * batch_stat` with momentum 0.99 (PyTorch's
+//! `momentum = m` is `1 - m` here), and the running variance averages the *biased* batch
+//! variance (divide by M = N*H*W), the one the forward normalises with. PyTorch averages the
+//! unbiased one (divide by M - 1), so its running variances are M / (M - 1) times larger.
 
-pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[];
-pub const UNIFORMS: &[(&str, &str, usize)] = &[];
+use crate::gpu::{groups_1d, Cost, Dispatch};
+
+pub const WORKGROUP: [u32; 3] = [256, 1, 1];
+pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+    "batchnorm",
+    "BatchnormParams",
+    std::mem::size_of::<BatchnormParams>(),
+)];
+pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
+    ("batchnorm_stats", WORKGROUP),
+    ("batchnorm_forward", WORKGROUP),
+    ("batchnorm_forward_eval", WORKGROUP),
+    ("batchnorm_backward_weight", WORKGROUP),
+    ("batchnorm_backward_input", WORKGROUP),
+];
+
+/// Keras `BatchNormalization` defaults.
+pub const KERAS_EPS: f32 = 1e-3;
+pub const KERAS_MOMENTUM: f32 = 0.99;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BatchnormParams {
+    pub batch: u32,
+    pub channels: u32,
+    pub hw: u32,
+    pub count: u32,
+    pub len: u32,
+    pub eps: f32,
+    pub momentum: f32,
+    pub _pad: u32,
+}
+
+/// The input's NCHW shape and the layer's two hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchnormShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+/// The five kernels, for `BatchnormShape::geometry`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Stats,
+    Forward,
+    ForwardEval,
+    BackwardWeight,
+    BackwardInput,
+}
+
+impl BatchnormShape {
+    /// A shape with the Keras defaults for eps and momentum.
+    pub fn new(batch: usize, channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            batch,
+            channels,
+            height,
+            width,
+            eps: KERAS_EPS,
+            momentum: KERAS_MOMENTUM,
+        }
+    }
+    pub fn hw(&self) -> usize {
+        self.height * self.width
+    }
+    /// M: the values each channel's statistics are taken over.
+    pub fn count(&self) -> usize {
+        self.batch * self.hw()
+    }
+    /// Elements of x, y, dy, dx.
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.hw()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn params(&self) -> BatchnormParams {
+        BatchnormParams {
+            batch: self.batch as u32,
+            channels: self.channels as u32,
+            hw: self.hw() as u32,
+            count: self.count() as u32,
+            len: self.len() as u32,
+            eps: self.eps,
+            momentum: self.momentum,
+            _pad: 0,
+        }
+    }
+
+    /// Workgroups and work of one kernel: the one place both the launch and the profiler's
+    /// numbers come from. FLOPs count the per-element arithmetic as the formulas in the
+    /// shader write it (a fused multiply-add is two); the per-channel scalar tail (C values)
+    /// is left out. Bytes count each tensor touched once.
+    pub fn geometry(&self, k: Kernel) -> ([u32; 3], Cost) {
+        let (len, c) = (self.len() as u64, self.channels as u64);
+        let per_channel = [self.channels as u32, 1, 1];
+        let elementwise = groups_1d(len, WORKGROUP[0]);
+        let (groups, flops, bytes) = match k {
+            // Pass 1: one add; pass 2: subtract, add d, multiply-add d * d. Reads x (twice,
+            // counted once), reads and writes the running stats, writes the saved ones.
+            Kernel::Stats => (per_channel, 5 * len, 4 * len + 24 * c),
+            // gamma * (x - mean) * invstd + beta: four operations.
+            Kernel::Forward | Kernel::ForwardEval => (elementwise, 4 * len, 8 * len + 16 * c),
+            // xhat (two), dy * xhat + acc (two), dy + acc (one).
+            Kernel::BackwardWeight => (per_channel, 5 * len, 8 * len + 16 * c),
+            // xhat (two), xhat * dgamma + dbeta (two), / M, dy - that, * gamma * invstd.
+            Kernel::BackwardInput => (elementwise, 7 * len, 12 * len + 20 * c),
+        };
+        (groups, Cost { flops, bytes })
+    }
+
+    fn dispatch(&self, entry: &'static str, k: Kernel) -> Dispatch {
+        let (groups, cost) = self.geometry(k);
+        Dispatch::new(entry, &self.params(), groups).cost(cost.flops, cost.bytes)
+    }
+}
+
+/// x: [N, C, H, W] -> save_mean, save_invstd: [C]; running_mean, running_var: [C], updated in
+/// place (so launching it twice updates them twice).
+pub fn stats(
+    x: &wgpu::Buffer,
+    running_mean: &wgpu::Buffer,
+    running_var: &wgpu::Buffer,
+    save_mean: &wgpu::Buffer,
+    save_invstd: &wgpu::Buffer,
+    s: BatchnormShape,
+) -> Dispatch {
+    s.dispatch("batchnorm_stats", Kernel::Stats)
+        .bind(1, x)
+        .bind(4, running_mean)
+        .bind(5, running_var)
+        .bind(6, save_mean)
+        .bind(7, save_invstd)
+}
+
+/// x: [N, C, H, W], gamma, beta, save_mean, save_invstd: [C] -> y: [N, C, H, W]
+pub fn forward(
+    x: &wgpu::Buffer,
+    gamma: &wgpu::Buffer,
+    beta: &wgpu::Buffer,
+    save_mean: &wgpu::Buffer,
+    save_invstd: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    s: BatchnormShape,
+) -> Dispatch {
+    s.dispatch("batchnorm_forward", Kernel::Forward)
+        .bind(1, x)
+        .bind(2, gamma)
+        .bind(3, beta)
+        .bind(6, save_mean)
+        .bind(7, save_invstd)
+        .bind(8, y)
+}
+
+/// x: [N, C, H, W], gamma, beta, running_mean, running_var: [C] -> y: [N, C, H, W]
+pub fn forward_eval(
+    x: &wgpu::Buffer,
+    gamma: &wgpu::Buffer,
+    beta: &wgpu::Buffer,
+    running_mean: &wgpu::Buffer,
+    running_var: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    s: BatchnormShape,
+) -> Dispatch {
+    s.dispatch("batchnorm_forward_eval", Kernel::ForwardEval)
+        .bind(1, x)
+        .bind(2, gamma)
+        .bind(3, beta)
+        .bind(4, running_mean)
+        .bind(5, running_var)
+        .bind(8, y)
+}
+
+/// x, dy: [N, C, H, W], save_mean, save_invstd: [C] -> dgamma, dbeta: [C]
+pub fn backward_weight(
+    x: &wgpu::Buffer,
+    dy: &wgpu::Buffer,
+    save_mean: &wgpu::Buffer,
+    save_invstd: &wgpu::Buffer,
+    dgamma: &wgpu::Buffer,
+    dbeta: &wgpu::Buffer,
+    s: BatchnormShape,
+) -> Dispatch {
+    s.dispatch("batchnorm_backward_weight", Kernel::BackwardWeight)
+        .bind(1, x)
+        .bind(9, dy)
+        .bind(6, save_mean)
+        .bind(7, save_invstd)
+        .bind(10, dgamma)
+        .bind(11, dbeta)
+}
+
+/// x, dy: [N, C, H, W], gamma, save_mean, save_invstd, dgamma, dbeta: [C] -> dx: [N, C, H, W].
+/// Launch after `backward_weight`, whose dgamma and dbeta it reads.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input(
+    x: &wgpu::Buffer,
+    dy: &wgpu::Buffer,
+    gamma: &wgpu::Buffer,
+    save_mean: &wgpu::Buffer,
+    save_invstd: &wgpu::Buffer,
+    dgamma: &wgpu::Buffer,
+    dbeta: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    s: BatchnormShape,
+) -> Dispatch {
+    s.dispatch("batchnorm_backward_input", Kernel::BackwardInput)
+        .bind(1, x)
+        .bind(9, dy)
+        .bind(2, gamma)
+        .bind(6, save_mean)
+        .bind(7, save_invstd)
+        .bind(10, dgamma)
+        .bind(11, dbeta)
+        .bind(12, dx)
+}
+
+/// The CPU twin, in f64: same names and argument order, outputs returned (in-place ones
+/// taken `&mut`).
+pub mod cpu {
+    use super::BatchnormShape;
+
+    /// Index into an NCHW tensor of element (n, c, k), k the flat spatial index.
+    fn at(s: &BatchnormShape, n: usize, c: usize, k: usize) -> usize {
+        (n * s.channels + c) * s.hw() + k
+    }
+
+    /// x: [N, C, H, W]; running_mean, running_var: [C], updated in place (Keras convention,
+    /// biased variance) -> (save_mean, save_invstd): [C]
+    pub fn stats(
+        x: &[f64],
+        running_mean: &mut [f64],
+        running_var: &mut [f64],
+        s: BatchnormShape,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let m = s.count() as f64;
+        let (eps, momentum) = (s.eps as f64, s.momentum as f64);
+        let mut save_mean = vec![0.0; s.channels];
+        let mut save_invstd = vec![0.0; s.channels];
+        for c in 0..s.channels {
+            let mut sum = 0.0;
+            for n in 0..s.batch {
+                for k in 0..s.hw() {
+                    sum += x[at(&s, n, c, k)];
+                }
+            }
+            let mean = sum / m;
+            let mut sum_sq = 0.0;
+            for n in 0..s.batch {
+                for k in 0..s.hw() {
+                    let d = x[at(&s, n, c, k)] - mean;
+                    sum_sq += d * d;
+                }
+            }
+            let var = sum_sq / m;
+            save_mean[c] = mean;
+            save_invstd[c] = 1.0 / (var + eps).sqrt();
+            running_mean[c] = momentum * running_mean[c] + (1.0 - momentum) * mean;
+            running_var[c] = momentum * running_var[c] + (1.0 - momentum) * var;
+        }
+        (save_mean, save_invstd)
+    }
+
+    /// x: [N, C, H, W]; gamma, beta, save_mean, save_invstd: [C] -> y: [N, C, H, W]
+    pub fn forward(
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        save_mean: &[f64],
+        save_invstd: &[f64],
+        s: BatchnormShape,
+    ) -> Vec<f64> {
+        let mut y = vec![0.0; s.len()];
+        for n in 0..s.batch {
+            for c in 0..s.channels {
+                for k in 0..s.hw() {
+                    let i = at(&s, n, c, k);
+                    y[i] = gamma[c] * (x[i] - save_mean[c]) * save_invstd[c] + beta[c];
+                }
+            }
+        }
+        y
+    }
+
+    /// x: [N, C, H, W]; gamma, beta, running_mean, running_var: [C] -> y: [N, C, H, W]
+    pub fn forward_eval(
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        running_mean: &[f64],
+        running_var: &[f64],
+        s: BatchnormShape,
+    ) -> Vec<f64> {
+        let invstd: Vec<f64> = running_var
+            .iter()
+            .map(|&v| 1.0 / (v + s.eps as f64).sqrt())
+            .collect();
+        forward(x, gamma, beta, running_mean, &invstd, s)
+    }
+
+    /// x, dy: [N, C, H, W]; save_mean, save_invstd: [C] -> (dgamma, dbeta): [C]
+    pub fn backward_weight(
+        x: &[f64],
+        dy: &[f64],
+        save_mean: &[f64],
+        save_invstd: &[f64],
+        s: BatchnormShape,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut dgamma = vec![0.0; s.channels];
+        let mut dbeta = vec![0.0; s.channels];
+        for n in 0..s.batch {
+            for c in 0..s.channels {
+                for k in 0..s.hw() {
+                    let i = at(&s, n, c, k);
+                    let xhat = (x[i] - save_mean[c]) * save_invstd[c];
+                    dgamma[c] += dy[i] * xhat;
+                    dbeta[c] += dy[i];
+                }
+            }
+        }
+        (dgamma, dbeta)
+    }
+
+    /// x, dy: [N, C, H, W]; gamma, save_mean, save_invstd, dgamma, dbeta: [C]
+    /// -> dx: [N, C, H, W] = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_input(
+        x: &[f64],
+        dy: &[f64],
+        gamma: &[f64],
+        save_mean: &[f64],
+        save_invstd: &[f64],
+        dgamma: &[f64],
+        dbeta: &[f64],
+        s: BatchnormShape,
+    ) -> Vec<f64> {
+        let m = s.count() as f64;
+        let mut dx = vec![0.0; s.len()];
+        for n in 0..s.batch {
+            for c in 0..s.channels {
+                for k in 0..s.hw() {
+                    let i = at(&s, n, c, k);
+                    let xhat = (x[i] - save_mean[c]) * save_invstd[c];
+                    dx[i] =
+                        gamma[c] * save_invstd[c] / m * (m * dy[i] - dbeta[c] - xhat * dgamma[c]);
+                }
+            }
+        }
+        dx
+    }
+}

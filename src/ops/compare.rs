@@ -78,7 +78,8 @@ pub fn compare(gpu: &[f32], reference: &[f64], tol: Tol) -> Comparison {
             worst_ratio = ratio;
             (c.worst_index, c.worst_gpu, c.worst_ref) = (i, g, r);
         }
-        if !(err <= allowed) {
+        // Written so that a NaN error fails too.
+        if err.is_nan() || err > allowed {
             c.ok = false;
         }
     }

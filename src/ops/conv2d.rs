@@ -1,4 +1,559 @@
-//! conv2d: being written.
+//! 2-D convolution (NCHW, f32) with optional bias, and its gradients with respect to the
+//! input, the weight and the bias. The kernels are implicit GEMMs (see `shaders/conv2d.wgsl`);
+//! the shape rules, launch geometry and costs all come from [`Conv2dShape::geometry`].
 
-pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[];
-pub const UNIFORMS: &[(&str, &str, usize)] = &[];
+use anyhow::{bail, Result};
+
+use crate::gpu::{groups_1d, Cost, Dispatch};
+
+pub const WORKGROUP: [u32; 3] = [256, 1, 1];
+/// Output tile edge of the GEMM kernels (must match `TILE` in conv2d.wgsl).
+pub const TILE: usize = 64;
+/// Reduction chunk of the GEMM kernels (must match `KC` in conv2d.wgsl).
+pub const CHUNK: usize = 16;
+pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+    "conv2d",
+    "Conv2dParams",
+    std::mem::size_of::<Conv2dParams>(),
+)];
+pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
+    ("conv2d_forward", WORKGROUP),
+    ("conv2d_backward_input", WORKGROUP),
+    ("conv2d_backward_weight", WORKGROUP),
+    ("conv2d_backward_weight_sum", WORKGROUP),
+    ("conv2d_backward_bias", WORKGROUP),
+];
+
+/// Split-K for `dw`: aim for this many workgroups so a GPU's cores (or lavapipe's threads)
+/// all have work when the weight is small but the batch large (early layers).
+const DW_TARGET_GROUPS: usize = 128;
+/// ...but give each slice at least this many chunks, so the partial sums (re-read by the sum
+/// pass) stay small next to the activations the slice reads.
+const DW_MIN_CHUNKS_PER_SPLIT: usize = 32;
+/// The per-dimension workgroup limit of WebGPU.
+const MAX_GROUPS: usize = 65535;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Conv2dParams {
+    pub batch: u32,
+    pub cin: u32,
+    pub h: u32,
+    pub w: u32,
+    pub cout: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+    pub has_bias: u32,
+    pub splits: u32,
+    pub span: u32,
+}
+
+/// Zero padding added on each side of the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Padding {
+    pub top: usize,
+    pub bottom: usize,
+    pub left: usize,
+    pub right: usize,
+}
+
+impl Padding {
+    /// Keras/TF 'valid': no padding.
+    pub const fn valid() -> Self {
+        Self {
+            top: 0,
+            bottom: 0,
+            left: 0,
+            right: 0,
+        }
+    }
+
+    /// Keras/TF 'same' for an `h` x `w` input: the output is ceil(input / stride) per axis.
+    pub fn same(hw: (usize, usize), kernel: (usize, usize), stride: (usize, usize)) -> Self {
+        let (top, bottom) = same_padding(hw.0, kernel.0, stride.0);
+        let (left, right) = same_padding(hw.1, kernel.1, stride.1);
+        Self {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+}
+
+/// Keras/TF 'same' padding along one axis as (before, after): out = ceil(in / s), total =
+/// max((out - 1) * s + k - in, 0), and the odd pixel goes after (bottom/right), as TF does.
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out.max(1) - 1) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2)
+}
+
+/// A convolution: input x [batch, cin, h, w], weight [cout, cin, kh, kw], optional bias [cout].
+/// Build it with [`Conv2dShape::new`] (or [`Conv2dShape::same`]), which checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pad: Padding,
+    pub has_bias: bool,
+}
+
+/// Everything derived from a shape: output size, GEMM sizes and workgroup counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub oh: usize,
+    pub ow: usize,
+    /// Cin * KH * KW: the forward's reduction and `dw`'s columns.
+    pub k: usize,
+    /// N * OH * OW: the forward's columns and `dw`'s reduction.
+    pub positions: usize,
+    /// N * H * W: `dx`'s columns.
+    pub input_positions: usize,
+    /// Slices of `positions` that `backward_weight` sums separately (split-K).
+    pub splits: usize,
+    /// Output positions per slice, a multiple of `CHUNK`.
+    pub span: usize,
+    pub forward_groups: [u32; 3],
+    pub backward_input_groups: [u32; 3],
+    pub backward_weight_groups: [u32; 3],
+    pub weight_sum_groups: [u32; 3],
+    pub bias_groups: [u32; 3],
+}
+
+/// Workgroups for `cols` GEMM columns and `rows` rows of 64x64 tiles, the column tiles folded
+/// into z past the per-dimension limit (the shader computes tile = wid.z * nwg.x + wid.x).
+fn gemm_groups(rows: usize, cols: usize) -> [u32; 3] {
+    let tiles = cols.div_ceil(TILE).max(1);
+    let z = tiles.div_ceil(MAX_GROUPS);
+    [
+        tiles.div_ceil(z) as u32,
+        rows.div_ceil(TILE) as u32,
+        z as u32,
+    ]
+}
+
+impl Conv2dShape {
+    /// x: [N, Cin, H, W] given as `x`, `kernel` = (KH, KW), `stride` = (sh, sw).
+    pub fn new(
+        x: [usize; 4],
+        cout: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        pad: Padding,
+        has_bias: bool,
+    ) -> Result<Self> {
+        let [batch, cin, h, w] = x;
+        let s = Self {
+            batch,
+            cin,
+            h,
+            w,
+            cout,
+            kh: kernel.0,
+            kw: kernel.1,
+            sh: stride.0,
+            sw: stride.1,
+            pad,
+            has_bias,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Keras/TF 'same' padding for this input, kernel and stride.
+    pub fn same(
+        x: [usize; 4],
+        cout: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        has_bias: bool,
+    ) -> Result<Self> {
+        if stride.0 == 0 || stride.1 == 0 {
+            bail!("conv2d: stride {stride:?} must be at least 1");
+        }
+        let pad = Padding::same((x[2], x[3]), kernel, stride);
+        Self::new(x, cout, kernel, stride, pad, has_bias)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let dims = [
+            self.batch, self.cin, self.h, self.w, self.cout, self.kh, self.kw, self.sh, self.sw,
+        ];
+        if dims.contains(&0) {
+            bail!("conv2d {self:?}: every size and stride must be at least 1");
+        }
+        let (ph, pw) = (
+            self.h + self.pad.top + self.pad.bottom,
+            self.w + self.pad.left + self.pad.right,
+        );
+        if self.kh > ph || self.kw > pw {
+            bail!(
+                "conv2d: a {}x{} kernel does not fit a padded {ph}x{pw} input: use a larger \
+                 input or 'same' padding",
+                self.kh,
+                self.kw
+            );
+        }
+        // Shaders index with u32, and tile counts must fit a workgroup dimension.
+        let g = self.geometry();
+        let largest = [
+            self.batch * self.cin * self.h * self.w,
+            self.batch * self.cout * g.oh * g.ow,
+            g.splits * self.cout * g.k,
+        ];
+        if largest.iter().any(|&n| n > u32::MAX as usize)
+            || self.cin.max(self.cout) > MAX_GROUPS
+            || g.k.div_ceil(TILE) > MAX_GROUPS
+        {
+            bail!("conv2d {self:?}: tensors too large for one dispatch (32-bit indices)");
+        }
+        Ok(())
+    }
+
+    /// The one place that computes output size and launch geometry (dispatches and costs use it).
+    pub fn geometry(&self) -> Conv2dGeometry {
+        let oh = (self.h + self.pad.top + self.pad.bottom - self.kh) / self.sh + 1;
+        let ow = (self.w + self.pad.left + self.pad.right - self.kw) / self.sw + 1;
+        let k = self.cin * self.kh * self.kw;
+        let positions = self.batch * oh * ow;
+        let input_positions = self.batch * self.h * self.w;
+        let tiles = self.cout.div_ceil(TILE) * k.div_ceil(TILE);
+        let chunks = positions.div_ceil(CHUNK);
+        let wanted = DW_TARGET_GROUPS.div_ceil(tiles);
+        let splits = wanted.min(chunks / DW_MIN_CHUNKS_PER_SPLIT).max(1);
+        let span = chunks.div_ceil(splits) * CHUNK;
+        let splits = positions.div_ceil(span);
+        Conv2dGeometry {
+            oh,
+            ow,
+            k,
+            positions,
+            input_positions,
+            splits,
+            span,
+            forward_groups: gemm_groups(self.cout, positions),
+            backward_input_groups: gemm_groups(self.cin, input_positions),
+            backward_weight_groups: [
+                k.div_ceil(TILE) as u32,
+                self.cout.div_ceil(TILE) as u32,
+                splits as u32,
+            ],
+            weight_sum_groups: groups_1d((self.cout * k) as u64, WORKGROUP[0]),
+            bias_groups: [self.cout as u32, 1, 1],
+        }
+    }
+
+    /// y: [N, Cout, OH, OW].
+    pub fn output_shape(&self) -> [usize; 4] {
+        let g = self.geometry();
+        [self.batch, self.cout, g.oh, g.ow]
+    }
+    pub fn input_len(&self) -> usize {
+        self.batch * self.cin * self.h * self.w
+    }
+    pub fn output_len(&self) -> usize {
+        self.output_shape().iter().product()
+    }
+    pub fn weight_len(&self) -> usize {
+        self.cout * self.cin * self.kh * self.kw
+    }
+    /// Scratch `backward_weight` needs for its split-K slices (0: it writes `dw` directly).
+    pub fn dw_partials_len(&self) -> usize {
+        let g = self.geometry();
+        if g.splits > 1 {
+            g.splits * self.weight_len()
+        } else {
+            0
+        }
+    }
+
+    /// Multiply-adds of the convolution, each counted as 2 FLOPs; the two GEMM backward passes
+    /// do the same useful work (strided `dx` also multiplies skipped zeros, not counted).
+    fn macs(&self) -> u64 {
+        let g = self.geometry();
+        (self.cout * g.positions * g.k) as u64
+    }
+    pub fn forward_cost(&self) -> Cost {
+        let bias = if self.has_bias { self.cout } else { 0 };
+        let adds = if self.has_bias { self.output_len() } else { 0 };
+        Cost {
+            flops: 2 * self.macs() + adds as u64,
+            bytes: 4 * (self.input_len() + self.weight_len() + bias + self.output_len()) as u64,
+        }
+    }
+    pub fn backward_input_cost(&self) -> Cost {
+        Cost {
+            flops: 2 * self.macs(),
+            bytes: 4 * (self.output_len() + self.weight_len() + self.input_len()) as u64,
+        }
+    }
+    /// Both `backward_weight` passes together: the GEMM and, when split, the slice sum.
+    pub fn backward_weight_cost(&self) -> Cost {
+        let [gemm, sum] = self.backward_weight_costs();
+        Cost {
+            flops: gemm.flops + sum.flops,
+            bytes: gemm.bytes + sum.bytes,
+        }
+    }
+    fn backward_weight_costs(&self) -> [Cost; 2] {
+        let g = self.geometry();
+        let partials = self.dw_partials_len();
+        let gemm = Cost {
+            flops: 2 * self.macs(),
+            bytes: 4
+                * (self.output_len() + self.input_len() + partials.max(self.weight_len())) as u64,
+        };
+        let sum = if g.splits > 1 {
+            Cost {
+                flops: ((g.splits - 1) * self.weight_len()) as u64,
+                bytes: 4 * (partials + self.weight_len()) as u64,
+            }
+        } else {
+            Cost::default()
+        };
+        [gemm, sum]
+    }
+    pub fn backward_bias_cost(&self) -> Cost {
+        Cost {
+            flops: self.output_len() as u64,
+            bytes: 4 * (self.output_len() + self.cout) as u64,
+        }
+    }
+
+    fn params(&self, g: &Conv2dGeometry) -> Conv2dParams {
+        Conv2dParams {
+            batch: self.batch as u32,
+            cin: self.cin as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            cout: self.cout as u32,
+            kh: self.kh as u32,
+            kw: self.kw as u32,
+            oh: g.oh as u32,
+            ow: g.ow as u32,
+            sh: self.sh as u32,
+            sw: self.sw as u32,
+            pad_top: self.pad.top as u32,
+            pad_left: self.pad.left as u32,
+            has_bias: self.has_bias as u32,
+            splits: g.splits as u32,
+            span: g.span as u32,
+        }
+    }
+}
+
+/// x: [N, Cin, H, W], w: [Cout, Cin, KH, KW], bias: [Cout] exactly when `s.has_bias`
+/// -> y: [N, Cout, OH, OW].
+pub fn forward(
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+    s: &Conv2dShape,
+) -> Dispatch {
+    assert_eq!(
+        bias.is_some(),
+        s.has_bias,
+        "conv2d::forward: a bias buffer must be given exactly when the shape has a bias"
+    );
+    let g = s.geometry();
+    let c = s.forward_cost();
+    // The entry point always declares the bias binding; without a bias, `w` stands in (two
+    // read-only bindings of one buffer are allowed) and the kernel never reads it.
+    Dispatch::new("conv2d_forward", &s.params(&g), g.forward_groups)
+        .bind(1, x)
+        .bind(2, w)
+        .bind(3, bias.unwrap_or(w))
+        .bind(4, y)
+        .cost(c.flops, c.bytes)
+}
+
+/// dy: [N, Cout, OH, OW], w: [Cout, Cin, KH, KW] -> dx: [N, Cin, H, W].
+pub fn backward_input(
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    s: &Conv2dShape,
+) -> Dispatch {
+    let g = s.geometry();
+    let c = s.backward_input_cost();
+    Dispatch::new(
+        "conv2d_backward_input",
+        &s.params(&g),
+        g.backward_input_groups,
+    )
+    .bind(2, w)
+    .bind(5, dy)
+    .bind(6, dx)
+    .cost(c.flops, c.bytes)
+}
+
+/// dy: [N, Cout, OH, OW], x: [N, Cin, H, W] -> dw: [Cout, Cin, KH, KW]. `partials` is scratch
+/// of `s.dw_partials_len()` elements (unused, any buffer, when that is 0).
+pub fn backward_weight(
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    partials: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+    s: &Conv2dShape,
+) -> Vec<Dispatch> {
+    let g = s.geometry();
+    let params = s.params(&g);
+    let [gemm, sum] = s.backward_weight_costs();
+    let target = if g.splits > 1 { partials } else { dw };
+    let mut out = vec![
+        Dispatch::new("conv2d_backward_weight", &params, g.backward_weight_groups)
+            .bind(1, x)
+            .bind(5, dy)
+            .bind(7, target)
+            .cost(gemm.flops, gemm.bytes),
+    ];
+    if g.splits > 1 {
+        out.push(
+            Dispatch::new("conv2d_backward_weight_sum", &params, g.weight_sum_groups)
+                .bind(7, dw)
+                .bind(9, partials)
+                .cost(sum.flops, sum.bytes),
+        );
+    }
+    out
+}
+
+/// dy: [N, Cout, OH, OW] -> db: [Cout].
+pub fn backward_bias(dy: &wgpu::Buffer, db: &wgpu::Buffer, s: &Conv2dShape) -> Dispatch {
+    let g = s.geometry();
+    let c = s.backward_bias_cost();
+    Dispatch::new("conv2d_backward_bias", &s.params(&g), g.bias_groups)
+        .bind(5, dy)
+        .bind(8, db)
+        .cost(c.flops, c.bytes)
+}
+
+/// The CPU twin, in f64: plain loops over the definition, for clarity.
+pub mod cpu {
+    use super::Conv2dShape;
+
+    /// The index into x [N, Cin, H, W] that output (n, oh, ow) reads through tap (ci, kh, kw),
+    /// or `None` where that tap lands in the zero padding.
+    fn tap(
+        s: &Conv2dShape,
+        n: usize,
+        ci: usize,
+        oh: usize,
+        ow: usize,
+        kh: usize,
+        kw: usize,
+    ) -> Option<usize> {
+        let ih = (oh * s.sh + kh).checked_sub(s.pad.top)?;
+        let iw = (ow * s.sw + kw).checked_sub(s.pad.left)?;
+        (ih < s.h && iw < s.w).then(|| ((n * s.cin + ci) * s.h + ih) * s.w + iw)
+    }
+
+    /// x: [N, Cin, H, W], w: [Cout, Cin, KH, KW], bias: [Cout] or None -> y: [N, Cout, OH, OW]
+    pub fn forward(x: &[f64], w: &[f64], bias: Option<&[f64]>, s: &Conv2dShape) -> Vec<f64> {
+        let [_, _, oh_len, ow_len] = s.output_shape();
+        let mut y = vec![0.0; s.output_len()];
+        for n in 0..s.batch {
+            for co in 0..s.cout {
+                for oh in 0..oh_len {
+                    for ow in 0..ow_len {
+                        let mut sum = bias.map_or(0.0, |b| b[co]);
+                        for ci in 0..s.cin {
+                            for kh in 0..s.kh {
+                                for kw in 0..s.kw {
+                                    if let Some(xi) = tap(s, n, ci, oh, ow, kh, kw) {
+                                        sum +=
+                                            x[xi] * w[((co * s.cin + ci) * s.kh + kh) * s.kw + kw];
+                                    }
+                                }
+                            }
+                        }
+                        y[((n * s.cout + co) * oh_len + oh) * ow_len + ow] = sum;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// dy: [N, Cout, OH, OW], w: [Cout, Cin, KH, KW] -> dx: [N, Cin, H, W]
+    /// Written as the forward's scatter (each tap sends dy * w back to the x it read), the
+    /// opposite formulation from the GPU's gather, so the two check each other.
+    pub fn backward_input(dy: &[f64], w: &[f64], s: &Conv2dShape) -> Vec<f64> {
+        let [_, _, oh_len, ow_len] = s.output_shape();
+        let mut dx = vec![0.0; s.input_len()];
+        for n in 0..s.batch {
+            for co in 0..s.cout {
+                for oh in 0..oh_len {
+                    for ow in 0..ow_len {
+                        let g = dy[((n * s.cout + co) * oh_len + oh) * ow_len + ow];
+                        for ci in 0..s.cin {
+                            for kh in 0..s.kh {
+                                for kw in 0..s.kw {
+                                    if let Some(xi) = tap(s, n, ci, oh, ow, kh, kw) {
+                                        dx[xi] +=
+                                            g * w[((co * s.cin + ci) * s.kh + kh) * s.kw + kw];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    /// dy: [N, Cout, OH, OW], x: [N, Cin, H, W] -> dw: [Cout, Cin, KH, KW]
+    pub fn backward_weight(dy: &[f64], x: &[f64], s: &Conv2dShape) -> Vec<f64> {
+        let [_, _, oh_len, ow_len] = s.output_shape();
+        let mut dw = vec![0.0; s.weight_len()];
+        for n in 0..s.batch {
+            for co in 0..s.cout {
+                for oh in 0..oh_len {
+                    for ow in 0..ow_len {
+                        let g = dy[((n * s.cout + co) * oh_len + oh) * ow_len + ow];
+                        for ci in 0..s.cin {
+                            for kh in 0..s.kh {
+                                for kw in 0..s.kw {
+                                    if let Some(xi) = tap(s, n, ci, oh, ow, kh, kw) {
+                                        dw[((co * s.cin + ci) * s.kh + kh) * s.kw + kw] +=
+                                            g * x[xi];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    /// dy: [N, Cout, OH, OW] -> db: [Cout]
+    pub fn backward_bias(dy: &[f64], s: &Conv2dShape) -> Vec<f64> {
+        let ohw = s.output_len() / (s.batch * s.cout);
+        let mut db = vec![0.0; s.cout];
+        for n in 0..s.batch {
+            for (co, d) in db.iter_mut().enumerate() {
+                let base = (n * s.cout + co) * ohw;
+                *d += dy[base..base + ohw].iter().sum::<f64>();
+            }
+        }
+        db
+    }
+}

@@ -1,4 +1,264 @@
-//! optim: being written.
+//! Optimizer steps over one flat parameter tensor, in place on the GPU.
+//!
+//! **SGD** follows PyTorch: `g = grad + weight_decay * param; v = momentum * v + g;
+//! param -= lr * v`, with `v` starting at zero (momentum 0 is plain SGD). Keras writes momentum
+//! as `v_k = momentum * v_k - lr * g; param += v_k`, i.e. `v_k = -lr * v`: for a constant
+//! learning rate both give the same parameters step for step; under a schedule they differ
+//! because Keras bakes the old rates into its velocity. Our `weight_decay` is L2 added to the
+//! gradient (PyTorch's coupled form). Keras 3's `weight_decay` is decoupled
+//! (`param -= lr * wd * param` before the step): identical for plain SGD, different with
+//! momentum. A Keras `l2(lambda)` kernel regularizer is `weight_decay = 2 * lambda` here.
+//!
+//! **Adam** follows Keras: `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+//! param -= alpha m / (sqrt(v) + eps)`, with `alpha = lr sqrt(1 - b2^t) / (1 - b1^t)` for step
+//! `t = 1, 2, ...` computed on the host in f64 and rewritten into the uniform every step
+//! (`Program::set_params` with `Adam::params(n, t)`). Keras's `eps` sits outside the bias
+//! correction of `v` (PyTorch adds it to `sqrt(v_hat)`), so the two differ only where
+//! `sqrt(v)` is near `eps`. `weight_decay` is again L2 added to the gradient.
 
-pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[];
-pub const UNIFORMS: &[(&str, &str, usize)] = &[];
+use crate::gpu::{groups_1d, Cost, Dispatch};
+
+pub const WORKGROUP: [u32; 3] = [256, 1, 1];
+pub const UNIFORMS: &[(&str, &str, usize)] =
+    &[("optim", "OptimParams", std::mem::size_of::<OptimParams>())];
+pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[("sgd_step", WORKGROUP), ("adam_step", WORKGROUP)];
+
+/// Both optimizers' parameters; each kernel reads only its own fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct OptimParams {
+    pub n: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// `1 - beta1` and `1 - beta2`, rounded once from f64: computed in f32, `1 - 0.999` would
+    /// carry the rounding error of `beta2` magnified 1000 times.
+    pub one_minus_beta1: f32,
+    pub one_minus_beta2: f32,
+    pub eps: f32,
+    pub alpha: f32,
+    pub _pad: [u32; 2],
+}
+
+/// PyTorch-convention SGD with momentum and L2 weight decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+}
+
+impl Sgd {
+    /// The uniform for a tensor of `n` parameters (the same every step unless `lr` changes).
+    pub fn params(&self, n: usize) -> OptimParams {
+        OptimParams {
+            n: n as u32,
+            lr: self.lr as f32,
+            momentum: self.momentum as f32,
+            weight_decay: self.weight_decay as f32,
+            ..Default::default()
+        }
+    }
+}
+
+/// Keras-convention Adam with optional L2 weight decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adam {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Adam {
+    /// Keras's defaults: lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-7, no weight decay.
+    pub fn keras() -> Self {
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// The bias-corrected step size of step `t` (1-based), in f64.
+    pub fn alpha(&self, t: u64) -> f64 {
+        assert!(t >= 1, "Adam steps count from 1");
+        let t = t as f64;
+        self.lr * (1.0 - self.beta2.powf(t)).sqrt() / (1.0 - self.beta1.powf(t))
+    }
+
+    /// The uniform for step `t` (1-based) over `n` parameters.
+    pub fn params(&self, n: usize, t: u64) -> OptimParams {
+        OptimParams {
+            n: n as u32,
+            weight_decay: self.weight_decay as f32,
+            beta1: self.beta1 as f32,
+            beta2: self.beta2 as f32,
+            one_minus_beta1: (1.0 - self.beta1) as f32,
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            eps: self.eps as f32,
+            alpha: self.alpha(t) as f32,
+            ..Default::default()
+        }
+    }
+}
+
+/// Either optimizer, for code that holds one without caring which.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    Sgd(Sgd),
+    Adam(Adam),
+}
+
+impl Optimizer {
+    /// State tensors per parameter tensor, each as long as it: SGD's velocity, Adam's m and v.
+    /// They must start zeroed.
+    pub fn state_tensors(&self) -> usize {
+        match self {
+            Optimizer::Sgd(_) => 1,
+            Optimizer::Adam(_) => 2,
+        }
+    }
+
+    /// The uniform bytes for step `t` (1-based) over `n` parameters: what the training loop
+    /// writes with `Program::set_params` before each step.
+    pub fn params_bytes(&self, n: usize, t: u64) -> Vec<u8> {
+        let p = match self {
+            Optimizer::Sgd(s) => s.params(n),
+            Optimizer::Adam(a) => a.params(n, t),
+        };
+        bytemuck::bytes_of(&p).to_vec()
+    }
+
+    /// The step of step `t` over `n` parameters; `state` holds `state_tensors()` buffers.
+    pub fn step(
+        &self,
+        param: &wgpu::Buffer,
+        grad: &wgpu::Buffer,
+        state: &[&wgpu::Buffer],
+        n: usize,
+        t: u64,
+    ) -> Dispatch {
+        assert_eq!(
+            state.len(),
+            self.state_tensors(),
+            "{self:?} needs {} state buffers",
+            self.state_tensors()
+        );
+        match self {
+            Optimizer::Sgd(s) => sgd_step(param, grad, state[0], n, s),
+            Optimizer::Adam(a) => adam_step(param, grad, state[0], state[1], n, a, t),
+        }
+    }
+}
+
+/// Which update a launch performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimPass {
+    Sgd,
+    Adam,
+}
+
+/// Entry point, workgroup counts and work of one step over `n` parameters. Per parameter,
+/// SGD does 6 FLOPs (decay, momentum and step: a multiply and an add each) and reads
+/// param, grad, velocity and writes param, velocity (20 bytes); Adam does 14 (decay 2, m 3,
+/// v 4, sqrt, + eps, divide, * alpha, subtract) and reads 4 and writes 3 tensors (28 bytes).
+pub fn launch(n: usize, pass: OptimPass) -> (&'static str, [u32; 3], Cost) {
+    assert!(
+        (n as u64) < u32::MAX as u64,
+        "optimizer over {n} parameters: tensors must have fewer than 2^32 elements"
+    );
+    let n64 = n as u64;
+    let groups = groups_1d(n64, WORKGROUP[0]);
+    match pass {
+        OptimPass::Sgd => (
+            "sgd_step",
+            groups,
+            Cost {
+                flops: 6 * n64,
+                bytes: 20 * n64,
+            },
+        ),
+        OptimPass::Adam => (
+            "adam_step",
+            groups,
+            Cost {
+                flops: 14 * n64,
+                bytes: 28 * n64,
+            },
+        ),
+    }
+}
+
+/// param: [n] (updated), grad: [n], velocity: [n] (updated, zero before the first step)
+pub fn sgd_step(
+    param: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+    velocity: &wgpu::Buffer,
+    n: usize,
+    sgd: &Sgd,
+) -> Dispatch {
+    let (entry, groups, cost) = launch(n, OptimPass::Sgd);
+    Dispatch::new(entry, &sgd.params(n), groups)
+        .bind(1, param)
+        .bind(2, grad)
+        .bind(3, velocity)
+        .cost(cost.flops, cost.bytes)
+}
+
+/// param: [n] (updated), grad: [n], m, v: [n] (updated, zero before step 1); `t` is the
+/// 1-based step whose `alpha` goes into the uniform (rewrite it for later steps).
+pub fn adam_step(
+    param: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+    m: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    n: usize,
+    adam: &Adam,
+    t: u64,
+) -> Dispatch {
+    let (entry, groups, cost) = launch(n, OptimPass::Adam);
+    Dispatch::new(entry, &adam.params(n, t), groups)
+        .bind(1, param)
+        .bind(2, grad)
+        .bind(4, m)
+        .bind(5, v)
+        .cost(cost.flops, cost.bytes)
+}
+
+/// The CPU twin, in f64, updating the slices in place.
+pub mod cpu {
+    use super::{Adam, Sgd};
+
+    /// param: [n] (updated), grad: [n], velocity: [n] (updated)
+    pub fn sgd_step(param: &mut [f64], grad: &[f64], velocity: &mut [f64], sgd: &Sgd) {
+        for i in 0..param.len() {
+            let g = grad[i] + sgd.weight_decay * param[i];
+            velocity[i] = sgd.momentum * velocity[i] + g;
+            param[i] -= sgd.lr * velocity[i];
+        }
+    }
+
+    /// param: [n] (updated), grad: [n], m, v: [n] (updated); t: 1-based step
+    pub fn adam_step(
+        param: &mut [f64],
+        grad: &[f64],
+        m: &mut [f64],
+        v: &mut [f64],
+        adam: &Adam,
+        t: u64,
+    ) {
+        let alpha = adam.alpha(t);
+        for i in 0..param.len() {
+            let g = grad[i] + adam.weight_decay * param[i];
+            m[i] = adam.beta1 * m[i] + (1.0 - adam.beta1) * g;
+            v[i] = adam.beta2 * v[i] + (1.0 - adam.beta2) * g * g;
+            param[i] -= alpha * m[i] / (v[i].sqrt() + adam.eps);
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! conv2d: GPU against the f64 CPU twin over awkward shapes, the twin's gradients against
+//! finite differences, and the shape, padding and FLOP arithmetic by hand.
+
+mod common;
+use adaresnet::check::conv2d::check_conv2d;
+use adaresnet::ops::compare::{assert_close, Tol};
+use adaresnet::ops::conv2d::{self, cpu, same_padding, Conv2dShape, Padding};
+use common::*;
+
+fn same(x: [usize; 4], cout: usize, k: usize, s: usize, bias: bool) -> Conv2dShape {
+    Conv2dShape::same(x, cout, (k, k), (s, s), bias).unwrap()
+}
+
+fn valid(x: [usize; 4], cout: usize, k: usize, s: usize, bias: bool) -> Conv2dShape {
+    Conv2dShape::new(x, cout, (k, k), (s, s), Padding::valid(), bias).unwrap()
+}
+
+#[test]
+fn conv2d_matches_reference() {
+    let gpu = gpu();
+    let shapes = [
+        // First layer of a CIFAR net: Cin 3, batch 1, dw split in two slices.
+        same([1, 3, 32, 32], 16, 3, 1, true),
+        // MNIST stem: Cin 1, 7x7 stride 2 'same' pads (2, 3), asymmetric.
+        same([2, 1, 28, 28], 8, 7, 2, false),
+        // Non-square 13x15, Cout 70 (one full and one ragged 64-row tile), no padding.
+        valid([3, 5, 13, 15], 70, 3, 1, true),
+        // 3x3 stride 2 'same' on an even input pads only bottom/right.
+        same([2, 16, 32, 32], 32, 3, 2, true),
+        // 1x1 on 7x7, Cout 65 just past one tile.
+        valid([1, 7, 7, 7], 65, 1, 1, false),
+        // 1x1 stride 2 projection shortcut on an odd input.
+        valid([2, 16, 15, 15], 32, 1, 2, false),
+        // Kernel as large as the image, 'same' pads (3, 3).
+        same([4, 3, 7, 7], 5, 7, 1, true),
+        // Paper-like stage transition: 64 -> 128 channels, 14x14 -> 7x7.
+        same([2, 64, 14, 14], 128, 3, 2, true),
+        // Batch 8 at 32x32: dw split into 16 slices summed by the second pass.
+        same([8, 3, 32, 32], 16, 3, 1, false),
+        // Rectangular kernel, unequal strides, hand-picked padding on every side.
+        Conv2dShape::new(
+            [2, 4, 9, 11],
+            6,
+            (3, 5),
+            (2, 1),
+            Padding {
+                top: 2,
+                bottom: 0,
+                left: 1,
+                right: 3,
+            },
+            true,
+        )
+        .unwrap(),
+    ];
+    for (i, s) in shapes.iter().enumerate() {
+        check_conv2d(&gpu, s, 100 + i as u64).unwrap().assert_ok();
+    }
+}
+
+/// Past 65535 * 64 output (and input) positions the column tiles fold into a second grid
+/// dimension. Only the two kernels with folded grids run: with Cout = K = 1 the weight
+/// gradient fills 1/4096 of each tile and would cost lavapipe ~10 s for nothing new.
+#[test]
+fn conv2d_large_grid_folds() {
+    let gpu = gpu();
+    let s = valid([1, 1, 2050, 2050], 1, 1, 1, true);
+    let g = s.geometry();
+    assert!(
+        g.forward_groups[2] > 1 && g.backward_input_groups[2] > 1,
+        "shape must exercise the fold: {g:?}"
+    );
+    let mut r = rng(7);
+    let (x, w, b, dy) = (
+        uniform(&mut r, s.input_len()),
+        uniform(&mut r, 1),
+        uniform(&mut r, 1),
+        uniform(&mut r, s.output_len()),
+    );
+    let up = |name, v: &[f64]| gpu.upload(name, &to_f32(v));
+    let (xb, wb, bb, dyb) = (up("x", &x), up("w", &w), up("b", &b), up("dy", &dy));
+    let (yb, dxb) = (
+        gpu.zeros("y", s.output_len()),
+        gpu.zeros("dx", s.input_len()),
+    );
+    gpu.run_dispatches(vec![
+        conv2d::forward(&xb, &wb, Some(&bb), &yb, &s),
+        conv2d::backward_input(&dyb, &wb, &dxb, &s),
+    ])
+    .unwrap();
+    // One product plus the bias per element: a couple of f32 roundings.
+    assert_close(
+        "y",
+        &gpu.download(&yb, s.output_len()).unwrap(),
+        &cpu::forward(&x, &w, Some(&b), &s),
+        Tol::sum_of(2, 1.0),
+    );
+    assert_close(
+        "dx",
+        &gpu.download(&dxb, s.input_len()).unwrap(),
+        &cpu::backward_input(&dy, &w, &s),
+        Tol::sum_of(1, 1.0),
+    );
+}
+
+/// Two runs of the same check give bit-identical outputs (no atomics, fixed summation order),
+/// including the split-K weight gradient.
+#[test]
+fn conv2d_is_deterministic() {
+    let gpu = gpu();
+    let s = same([8, 3, 32, 32], 16, 3, 1, true);
+    assert!(s.geometry().splits > 1);
+    let (a, b) = (
+        check_conv2d(&gpu, &s, 9).unwrap(),
+        check_conv2d(&gpu, &s, 9).unwrap(),
+    );
+    for (oa, ob) in a.outputs.iter().zip(&b.outputs) {
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&oa.gpu),
+            bits(&ob.gpu),
+            "{} differs between runs",
+            oa.name
+        );
+    }
+}
+
+/// L = sum(y * r) for a fixed random r, so dL/dx = backward_input(r), dL/dw =
+/// backward_weight(r, x), dL/db = backward_bias(r).
+fn loss(x: &[f64], w: &[f64], b: Option<&[f64]>, r: &[f64], s: &Conv2dShape) -> f64 {
+    cpu::forward(x, w, b, s)
+        .iter()
+        .zip(r)
+        .map(|(y, r)| y * r)
+        .sum()
+}
+
+/// Central differences of `f` at each element of `v`.
+fn numeric_grad(v: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    let h = 1e-6;
+    let mut v = v.to_vec();
+    (0..v.len())
+        .map(|i| {
+            let orig = v[i];
+            v[i] = orig + h;
+            let up = f(&v);
+            v[i] = orig - h;
+            let down = f(&v);
+            v[i] = orig;
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_grad(name: &str, analytic: &[f64], numeric: &[f64]) {
+    // L is linear in each of x, w, b, so the central difference has no truncation error: what
+    // remains is the f64 rounding of L (|L| ~ 10 summed over ~1000 products: under 1e-12)
+    // divided by 2h = 2e-6, so under 5e-7. A wrong index or sign is off by O(0.1..1).
+    let tol = 1e-6;
+    assert_eq!(analytic.len(), numeric.len(), "{name}: lengths differ");
+    for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
+        assert!(
+            (a - n).abs() <= tol,
+            "{name}[{i}]: backward {a:.9} vs finite difference {n:.9}"
+        );
+    }
+}
+
+#[test]
+fn cpu_backward_matches_finite_differences() {
+    let cases = [
+        // 3x3 stride 2 'same' on 5x6: pads (1, 1) on H, (0, 1) on W.
+        same([2, 2, 5, 6], 3, 3, 2, true),
+        // Rectangular kernel, unequal strides and padding, no bias.
+        Conv2dShape::new(
+            [1, 3, 7, 7],
+            2,
+            (2, 3),
+            (1, 2),
+            Padding {
+                top: 3,
+                bottom: 1,
+                left: 0,
+                right: 2,
+            },
+            false,
+        )
+        .unwrap(),
+    ];
+    for (i, s) in cases.iter().enumerate() {
+        let mut rng = rng(20 + i as u64);
+        let x = uniform(&mut rng, s.input_len());
+        let w = uniform(&mut rng, s.weight_len());
+        let b = s.has_bias.then(|| uniform(&mut rng, s.cout));
+        let r = uniform(&mut rng, s.output_len());
+        let b = b.as_deref();
+
+        let dx = numeric_grad(&x, |x| loss(x, &w, b, &r, s));
+        assert_grad("dx", &cpu::backward_input(&r, &w, s), &dx);
+        let dw = numeric_grad(&w, |w| loss(&x, w, b, &r, s));
+        assert_grad("dw", &cpu::backward_weight(&r, &x, s), &dw);
+        if let Some(b) = b {
+            let db = numeric_grad(b, |b| loss(&x, &w, Some(b), &r, s));
+            assert_grad("db", &cpu::backward_bias(&r, s), &db);
+        }
+    }
+}
+
+#[test]
+fn same_padding_shapes_and_flops_by_hand() {
+    // Keras/TF 'same': out = ceil(in / s), the odd pixel of padding goes after.
+    assert_eq!(same_padding(32, 3, 2), (0, 1));
+    assert_eq!(same_padding(28, 7, 2), (2, 3));
+    assert_eq!(same_padding(7, 3, 1), (1, 1));
+    assert_eq!(same_padding(14, 3, 2), (0, 1));
+    assert_eq!(same_padding(7, 7, 1), (3, 3));
+    assert_eq!(same_padding(15, 1, 2), (0, 0));
+    assert_eq!(same_padding(5, 3, 2), (1, 1));
+
+    let paper = same([2, 64, 14, 14], 128, 3, 2, true);
+    assert_eq!(
+        paper.pad,
+        Padding {
+            top: 0,
+            bottom: 1,
+            left: 0,
+            right: 1
+        }
+    );
+    assert_eq!(paper.output_shape(), [2, 128, 7, 7]);
+    // 2 * N*Cout*OH*OW * Cin*KH*KW = 2 * 12544 * 576, plus one add per output for the bias.
+    let f = paper.forward_cost();
+    assert_eq!(f.flops, 14_450_688 + 12_544);
+    // x 25088 + w 73728 + bias 128 + y 12544 floats.
+    assert_eq!(f.bytes, 4 * 111_488);
+    assert_eq!(paper.backward_input_cost().flops, 14_450_688);
+    assert_eq!(paper.backward_bias_cost().flops, 12_544);
+
+    let stem = same([1, 3, 32, 32], 16, 3, 1, false);
+    assert_eq!(stem.output_shape(), [1, 16, 32, 32]);
+    // 2 * 16384 outputs * 27 taps, no bias.
+    assert_eq!(stem.forward_cost().flops, 884_736);
+    // The split-K weight gradient adds (splits - 1) * 432 slice sums to the GEMM's flops.
+    let splits = stem.geometry().splits as u64;
+    assert_eq!(
+        stem.backward_weight_cost().flops,
+        884_736 + (splits - 1) * 432
+    );
+
+    let valid7 = valid([1, 1, 28, 28], 4, 7, 2, false);
+    assert_eq!(valid7.output_shape(), [1, 4, 11, 11]);
+
+    // Shapes a user can get wrong are errors, not panics.
+    assert!(Conv2dShape::new([1, 1, 2, 2], 1, (3, 3), (1, 1), Padding::valid(), false).is_err());
+    assert!(Conv2dShape::same([1, 1, 8, 8], 1, (3, 3), (0, 1), false).is_err());
+    assert!(Conv2dShape::same([1, 0, 8, 8], 1, (3, 3), (1, 1), false).is_err());
+}
