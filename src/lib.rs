@@ -10,3 +10,4 @@ pub mod gpu;
 pub mod graph;
 pub mod model;
 pub mod ops;
+pub mod train;

@@ -10,6 +10,7 @@ pub mod dump;
 pub mod elementwise;
 pub mod linear;
 pub mod loss;
+pub mod model;
 pub mod network;
 pub mod optim;
 pub mod pool;

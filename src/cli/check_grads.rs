@@ -9,6 +9,7 @@ use clap::Args;
 use super::GpuArgs;
 use crate::check::{self, OpCheck};
 use crate::gpu::Gpu;
+use crate::model::{ModelConfig, Preset, ResidualMode, WInit};
 
 #[derive(Args, Debug)]
 pub struct CheckGradsArgs {
@@ -26,6 +27,22 @@ pub struct CheckGradsArgs {
     /// Seed of the random inputs
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Check a whole model instead: loss and every parameter gradient, GPU against the CPU
+    /// executor (paper, resnet8, resnet20, resnet56, resnet18, resnet50)
+    #[arg(long)]
+    pub model: Option<Preset>,
+    /// Residual mode of the whole-model check: ada, ada2, standard, fixed:K, ada-channel
+    #[arg(long, default_value = "ada2")]
+    pub residual: String,
+    /// Initial w for ada / ada-channel: zeros, ones, normal:SIGMA or a number
+    #[arg(long, default_value = "normal:0.5")]
+    pub w_init: WInit,
+    /// Number of classes of the whole-model check
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// Whole-model check with the residual add and its ReLU as separate kernels
+    #[arg(long)]
+    pub unfused: bool,
 }
 
 pub fn parse_input(s: &str) -> Result<[usize; 3]> {
@@ -47,7 +64,20 @@ pub fn run(args: CheckGradsArgs) -> Result<()> {
     }
     let gpu = Gpu::new(&args.gpu.choice())?;
     println!("adapter: {}", gpu.describe());
-    let checks = check::network::paper_op_checks(&gpu, args.batch, input, args.seed)?;
+    let checks = match args.model {
+        None => check::network::paper_op_checks(&gpu, args.batch, input, args.seed)?,
+        Some(preset) => {
+            let cfg = ModelConfig {
+                preset,
+                residual: ResidualMode::parse(&args.residual, args.w_init)?,
+                classes: args.classes,
+                input,
+                batch: args.batch,
+                fuse_residual_relu: !args.unfused,
+            };
+            check::model::check_model(&gpu, &cfg, args.seed)?
+        }
+    };
     print_table(&checks);
     if let Some(dir) = &args.dump {
         check::dump::dump(dir, &checks)?;

@@ -2,6 +2,7 @@
 
 pub mod check_grads;
 pub mod devices;
+pub mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -42,6 +43,8 @@ impl GpuArgs {
 pub enum Command {
     /// List every GPU adapter wgpu can see, with the limits and features that matter here
     Devices(devices::DevicesArgs),
+    /// Train a model (default: the paper's AdaResNet on the shipped MNIST subset)
+    Train(Box<train::TrainArgs>),
     /// Run every op's GPU forward and backward against the f64 CPU reference and print a table
     CheckGrads(check_grads::CheckGradsArgs),
 }
@@ -49,6 +52,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(a) => devices::run(a),
+        Command::Train(a) => train::run(*a),
         Command::CheckGrads(a) => check_grads::run(a),
     }
 }

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::op::ResidualAttrs;
+use super::op::{ConvAttrs, ResidualAttrs};
+use super::shapes;
 use super::{Graph, Op, Role, TensorId};
 use crate::ops::reduce;
 
@@ -75,7 +76,7 @@ pub fn differentiate(g: &mut Graph) {
                     );
                     add_grad(g, &mut grads, inp[0], d[0]);
                 }
-                param_grad(g, Op::Conv2dBackwardWeight(a), name, &[dy, inp[0]], inp[1]);
+                conv_weight_grad(g, a, name, dy, inp[0], inp[1]);
                 if a.bias {
                     param_grad(g, Op::Conv2dBackwardBias, name, &[dy], inp[2]);
                 }
@@ -211,6 +212,17 @@ fn set_param_grad(g: &mut Graph, param: TensorId, d: TensorId) {
     g.tensors[d.0].role = Role::ParamGrad;
     g.tensors[d.0].name = format!("{}.grad", g.tensor(param).name);
     g.grads.push((param, d));
+}
+
+/// The conv weight gradient, with the split-K reduction's scratch as a second output.
+fn conv_weight_grad(g: &mut Graph, a: ConvAttrs, name: &str, dy: TensorId, x: TensorId, weight: TensorId) {
+    if !g.tensor(weight).trainable {
+        return;
+    }
+    let partials = shapes::conv(g, a, x, weight).dw_partials_len().max(1);
+    let outs = [("dw", g.tensor(weight).shape.clone(), Role::Grad), ("partials", vec![partials], Role::Scratch)];
+    let d = g.add_node(Op::Conv2dBackwardWeight(a), name, &[dy, x], &outs);
+    set_param_grad(g, weight, d[0]);
 }
 
 /// dw = sum(dtfd * ipd), with the reduction's scratch as a second output.

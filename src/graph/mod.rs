@@ -5,9 +5,13 @@
 //! the WGSL kernels or with the f64 reference twins.
 
 pub mod autodiff;
+pub mod cpu_exec;
+pub mod gpu_exec;
+pub mod lower;
 pub mod init;
 pub mod op;
 pub mod plan;
+pub mod shapes;
 
 pub use op::Op;
 

@@ -57,7 +57,7 @@ pub enum Op {
 
     /// [dy, weight] -> [dx]
     Conv2dBackwardInput(ConvAttrs),
-    /// [dy, x] -> [dweight]
+    /// [dy, x] -> [dweight, partials]
     Conv2dBackwardWeight(ConvAttrs),
     /// [dy] -> [dbias]
     Conv2dBackwardBias,

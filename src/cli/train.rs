@@ -1,0 +1,118 @@
+//! `adaresnet train`: the main job.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::GpuArgs;
+use crate::gpu::Gpu;
+use crate::model::{Preset, ResidualMode, WInit};
+use crate::train::{train, TrainConfig};
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// Dataset format: mnist, fashion-mnist, cifar10 or folder
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Dataset directory (default: the MNIST subset shipped in assets/mnist)
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Model preset (see `--help` of check-grads for the list): paper, resnet8, resnet20,
+    /// resnet56, resnet18, resnet50
+    #[arg(long, default_value = "paper")]
+    pub model: Preset,
+    /// Residual mode: ada (learnable w per block), ada2 (the paper's two inits), standard (w=1),
+    /// fixed:K (w=K), ada-channel (learnable w per channel)
+    #[arg(long, default_value = "ada2")]
+    pub residual: String,
+    /// Initial w for ada / ada-channel: zeros, ones, normal:SIGMA or a number
+    #[arg(long, default_value = "zeros")]
+    pub w_init: WInit,
+    /// adam (Keras defaults) or sgd (momentum, weight decay)
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// SGD momentum
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// L2 weight decay added to the gradient
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Random crop (4-pixel zero padding) and horizontal flip on training images
+    #[arg(long)]
+    pub augment: bool,
+    /// Normalise by the training set's per-channel mean and std instead of pixels / 255 alone
+    #[arg(long)]
+    pub normalize: bool,
+    /// Train on the first N images only (0: all)
+    #[arg(long, default_value_t = 0)]
+    pub train_limit: usize,
+    /// Evaluate on the first N test images only (0: all)
+    #[arg(long, default_value_t = 0)]
+    pub test_limit: usize,
+    /// Run the residual add and its ReLU as two kernels
+    #[arg(long)]
+    pub unfused: bool,
+    /// Run directory for config.json, metrics.csv, weights.csv and checkpoints
+    #[arg(long, default_value = "runs/default")]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl TrainArgs {
+    pub fn config(&self) -> Result<TrainConfig> {
+        Ok(TrainConfig {
+            dataset: self.dataset.clone(),
+            data: self.data.clone().unwrap_or_else(|| PathBuf::from(crate::data::SHIPPED_MNIST_DIR)),
+            preset: self.model,
+            residual: ResidualMode::parse(&self.residual, self.w_init)?,
+            optimizer: self.optimizer.clone(),
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            batch: self.batch,
+            epochs: self.epochs,
+            seed: self.seed,
+            augment: self.augment,
+            normalize: self.normalize,
+            train_limit: self.train_limit,
+            test_limit: self.test_limit,
+            fuse_residual_relu: !self.unfused,
+        })
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let cfg = args.config()?;
+    cfg.optimizer()?;
+    let gpu = Gpu::new(&args.gpu.choice())?;
+    eprintln!("adapter: {}", gpu.describe());
+    let summary = train(&gpu, &cfg, &args.out, args.resume, true)?;
+    if let Some(last) = summary.epochs.last() {
+        println!(
+            "final: test accuracy {:.4}, test loss {:.4}, train accuracy {:.4} after {} steps ({})",
+            last.test_acc,
+            last.test_loss,
+            last.train_acc,
+            summary.steps,
+            args.out.display()
+        );
+    }
+    let w: Vec<String> = summary.final_w.iter().map(|(n, v)| format!("{n}={:.4}", v.first().copied().unwrap_or(f32::NAN))).collect();
+    if !w.is_empty() {
+        println!("learned w: {}", w.join(" "));
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The GPU executor: buffers from the memory plan, one program for a training step (forward,
+//! backward, optimizer: one encoder, one submit) and one for evaluation, built once.
+
+use std::collections::VecDeque;
+
+use anyhow::{bail, Context, Result};
+
+use super::lower::lower_node;
+use super::plan::{plan, Plan};
+use super::{Graph, Role, TensorId};
+use crate::gpu::{Dispatch, Gpu, Program};
+use crate::ops::optim::Optimizer;
+
+/// What one training step reports, read back a step or two later without stalling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    pub step: u64,
+    pub loss: f32,
+    pub correct: u32,
+    /// Every block's `w` after the step, in `graph.residual_weights` order (flattened when
+    /// per channel).
+    pub w: Vec<f32>,
+}
+
+struct Pending {
+    step: u64,
+    staging: wgpu::Buffer,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub struct GpuExecutor<'g> {
+    pub gpu: &'g Gpu,
+    pub graph: Graph,
+    pub plan: Plan,
+    buffers: Vec<wgpu::Buffer>,
+    /// Optimizer state buffers per trainable parameter, in `graph.grads` order.
+    pub optim_state: Vec<Vec<wgpu::Buffer>>,
+    optimizer: Option<Optimizer>,
+    train: Option<Program>,
+    /// Index in `train` of each parameter's optimizer dispatch.
+    optim_dispatch: Vec<usize>,
+    eval: Program,
+    pub step: u64,
+    pending: VecDeque<Pending>,
+    readback_bytes: u64,
+}
+
+/// Readbacks in flight before a step waits for the oldest: enough to keep the GPU busy.
+const IN_FLIGHT: usize = 2;
+
+impl<'g> GpuExecutor<'g> {
+    /// With a differentiated graph, builds the training program (forward, backward, and the
+    /// optimizer's updates when `optimizer` is given); always builds the evaluation program.
+    pub fn new(gpu: &'g Gpu, graph: Graph, optimizer: Option<Optimizer>) -> Result<Self> {
+        if optimizer.is_some() && !graph.differentiated {
+            bail!("a training executor needs a graph with backward nodes (model::build_training)");
+        }
+        let plan = plan(&graph, gpu.max_binding_bytes())?;
+        let slots: Vec<wgpu::Buffer> =
+            plan.slot_bytes.iter().enumerate().map(|(i, &b)| gpu.zeros(&format!("slot{i}"), (b / 4) as usize)).collect();
+        let buffers: Vec<wgpu::Buffer> = graph
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match plan.slot_of[i] {
+                Some(s) => slots[s].clone(),
+                None => gpu.zeros(&t.name, t.len()),
+            })
+            .collect();
+        let buf = |t: TensorId| buffers[t.0].clone();
+
+        let forward: Vec<Dispatch> = graph.forward_nodes().iter().flat_map(|n| lower_node(&graph, n, &buf, true)).collect();
+        let eval = Program::new(gpu, forward);
+
+        let mut optim_state = Vec::new();
+        let mut optim_dispatch = Vec::new();
+        let train = match (&optimizer, graph.differentiated) {
+            (_, false) => None,
+            (None, true) => Some(Program::new(gpu, graph.nodes.iter().flat_map(|n| lower_node(&graph, n, &buf, false)).collect())),
+            (Some(opt), true) => {
+                let mut ds: Vec<Dispatch> = graph.nodes.iter().flat_map(|n| lower_node(&graph, n, &buf, false)).collect();
+                for (p, d) in &graph.grads {
+                    let t = graph.tensor(*p);
+                    let state: Vec<wgpu::Buffer> =
+                        (0..opt.state_tensors()).map(|k| gpu.zeros(&format!("{}.opt{k}", t.name), t.len())).collect();
+                    let refs: Vec<&wgpu::Buffer> = state.iter().collect();
+                    optim_dispatch.push(ds.len());
+                    ds.push(opt.step(&buf(*p), &buf(*d), &refs, t.len(), 1).label(format!("{}.optimizer", t.name)));
+                    optim_state.push(state);
+                }
+                Some(Program::new(gpu, ds))
+            }
+        };
+        let readback_bytes = 4 * (2 + graph.residual_weights.iter().map(|(_, w)| graph.tensor(*w).len()).sum::<usize>()) as u64;
+        Ok(Self {
+            gpu,
+            graph,
+            plan,
+            buffers,
+            optim_state,
+            optimizer,
+            train,
+            optim_dispatch,
+            eval,
+            step: 0,
+            pending: VecDeque::new(),
+            readback_bytes,
+        })
+    }
+
+    pub fn buffer(&self, t: TensorId) -> &wgpu::Buffer {
+        &self.buffers[t.0]
+    }
+
+    pub fn train_program(&self) -> Option<&Program> {
+        self.train.as_ref()
+    }
+
+    pub fn eval_program(&self) -> &Program {
+        &self.eval
+    }
+
+    pub fn write(&self, t: TensorId, values: &[f32]) -> Result<()> {
+        let want = self.graph.tensor(t).len();
+        if values.len() != want {
+            bail!("tensor {} holds {want} values, got {}", self.graph.tensor(t).name, values.len());
+        }
+        self.gpu.queue.write_buffer(&self.buffers[t.0], 0, bytemuck::cast_slice(values));
+        Ok(())
+    }
+
+    pub fn read(&self, t: TensorId) -> Result<Vec<f32>> {
+        self.gpu.download(&self.buffers[t.0], self.graph.tensor(t).len())
+    }
+
+    /// Uploads a batch of images (NCHW, the graph's batch size) and labels.
+    pub fn set_batch(&self, images: &[f32], labels: &[u32]) -> Result<()> {
+        let (x, y) = (self.graph.input.expect("graph has an input"), self.graph.labels.expect("graph has labels"));
+        self.write(x, images)?;
+        if labels.len() != self.graph.tensor(y).len() {
+            bail!("batch has {} labels, the graph expects {}", labels.len(), self.graph.tensor(y).len());
+        }
+        self.gpu.queue.write_buffer(&self.buffers[y.0], 0, bytemuck::cast_slice(labels));
+        Ok(())
+    }
+
+    /// Records forward, backward and every optimizer update in one encoder and submits it;
+    /// returns the reports of earlier steps whose readback has completed.
+    pub fn train_step(&mut self) -> Result<Vec<StepReport>> {
+        let Some(train) = &self.train else {
+            bail!("this executor was built for evaluation only");
+        };
+        self.step += 1;
+        if let Some(opt) = &self.optimizer {
+            for (k, (p, _)) in self.graph.grads.iter().enumerate() {
+                train.set_params(self.gpu, self.optim_dispatch[k], &opt.params_bytes(self.graph.tensor(*p).len(), self.step));
+            }
+        }
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            train.record(&mut pass);
+        }
+        let staging = self.copy_metrics(&mut enc);
+        self.gpu.queue.submit([enc.finish()]);
+        self.begin_readback(staging);
+        self.collect(IN_FLIGHT)
+    }
+
+    /// Runs the forward pass in inference mode on the current batch and returns
+    /// (mean loss, correct count) at once.
+    pub fn eval_batch(&mut self) -> Result<(f32, u32)> {
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.eval.record(&mut pass);
+        }
+        let staging = self.copy_metrics(&mut enc);
+        self.gpu.queue.submit([enc.finish()]);
+        let m: Vec<f32> = self.gpu.read_mapped(&staging, 8)?;
+        Ok((m[0], m[1] as u32))
+    }
+
+    /// Waits for every outstanding step report.
+    pub fn finish(&mut self) -> Result<Vec<StepReport>> {
+        self.collect(0)
+    }
+
+    /// Copies metrics and every block's `w` into a fresh staging buffer.
+    fn copy_metrics(&self, enc: &mut wgpu::CommandEncoder) -> wgpu::Buffer {
+        let staging = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("step readback"),
+            size: self.readback_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let metrics = self.graph.metrics.expect("graph has metrics");
+        enc.copy_buffer_to_buffer(&self.buffers[metrics.0], 0, &staging, 0, 8);
+        let mut offset = 8;
+        for (_, w) in &self.graph.residual_weights {
+            let bytes = 4 * self.graph.tensor(*w).len() as u64;
+            enc.copy_buffer_to_buffer(&self.buffers[w.0], 0, &staging, offset, bytes);
+            offset += bytes;
+        }
+        staging
+    }
+
+    fn begin_readback(&mut self, staging: wgpu::Buffer) {
+        let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ready.clone();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            if r.is_ok() {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            }
+        });
+        self.pending.push_back(Pending { step: self.step, staging, ready });
+    }
+
+    /// Returns completed reports, waiting until at most `keep` remain in flight.
+    fn collect(&mut self, keep: usize) -> Result<Vec<StepReport>> {
+        let mut out = Vec::new();
+        loop {
+            let must_wait = self.pending.len() > keep;
+            self.gpu
+                .device
+                .poll(if must_wait { wgpu::PollType::wait_indefinitely() } else { wgpu::PollType::Poll })
+                .context("GPU poll failed")?;
+            let Some(front) = self.pending.front() else { break };
+            if !front.ready.load(std::sync::atomic::Ordering::Acquire) {
+                if must_wait {
+                    bail!("the GPU finished but step {} could not be read back", front.step);
+                }
+                break;
+            }
+            let p = self.pending.pop_front().expect("front exists");
+            let values: Vec<f32> = {
+                let view = p.staging.slice(..).get_mapped_range().context("reading step metrics")?;
+                bytemuck::cast_slice(&view).to_vec()
+            };
+            p.staging.unmap();
+            out.push(StepReport { step: p.step, loss: values[0], correct: values[1] as u32, w: values[2..].to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// Parameters, BN running statistics and optimizer state by name (for checkpoints).
+    pub fn export_state(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        let mut out = Vec::new();
+        for (i, t) in self.graph.tensors.iter().enumerate() {
+            if matches!(t.role, Role::Param | Role::State) {
+                out.push((t.name.clone(), t.shape.clone(), self.read(TensorId(i))?));
+            }
+        }
+        for ((p, _), state) in self.graph.grads.iter().zip(&self.optim_state) {
+            let t = self.graph.tensor(*p);
+            for (k, b) in state.iter().enumerate() {
+                out.push((format!("{}.opt{k}", t.name), t.shape.clone(), self.gpu.download(b, t.len())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores what `export_state` wrote; `lookup(name)` returns the stored values.
+    pub fn import_state(&self, lookup: &dyn Fn(&str) -> Result<Vec<f32>>) -> Result<()> {
+        for (i, t) in self.graph.tensors.iter().enumerate() {
+            if matches!(t.role, Role::Param | Role::State) {
+                self.write(TensorId(i), &lookup(&t.name)?)?;
+            }
+        }
+        for ((p, _), state) in self.graph.grads.iter().zip(&self.optim_state) {
+            let t = self.graph.tensor(*p);
+            for (k, b) in state.iter().enumerate() {
+                let v = lookup(&format!("{}.opt{k}", t.name))?;
+                if v.len() != t.len() {
+                    bail!("optimizer state of {} has {} values, expected {}", t.name, v.len(), t.len());
+                }
+                self.gpu.queue.write_buffer(b, 0, bytemuck::cast_slice(&v));
+            }
+        }
+        Ok(())
+    }
+}

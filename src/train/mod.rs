@@ -1,0 +1,282 @@
+//! The training loop: batches in, one GPU submit per step, metrics and every block's `w` out,
+//! atomic checkpoints at epoch ends, exact resume.
+
+pub mod checkpoint;
+pub mod logs;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::{self, Augment, BatchConfig, Batcher, Dataset, DatasetKind, Split};
+use crate::gpu::Gpu;
+use crate::graph::gpu_exec::GpuExecutor;
+use crate::graph::init;
+use crate::model::{build_training, ModelConfig, Preset, ResidualMode};
+use crate::ops::optim::{Adam, Optimizer, Sgd};
+use checkpoint::Checkpoint;
+use logs::{CsvLog, EpochMetrics, METRICS_HEADER};
+
+/// Everything that defines a run; saved as `config.json` in the run directory.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub dataset: String,
+    pub data: PathBuf,
+    pub preset: Preset,
+    pub residual: ResidualMode,
+    pub optimizer: String,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub batch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub augment: bool,
+    pub normalize: bool,
+    /// Use only the first N training / test images (0: all).
+    pub train_limit: usize,
+    pub test_limit: usize,
+    pub fuse_residual_relu: bool,
+}
+
+impl TrainConfig {
+    pub fn optimizer(&self) -> Result<Optimizer> {
+        Ok(match self.optimizer.as_str() {
+            "adam" => Optimizer::Adam(Adam { lr: self.lr, weight_decay: self.weight_decay, ..Adam::keras() }),
+            "sgd" => Optimizer::Sgd(Sgd { lr: self.lr, momentum: self.momentum, weight_decay: self.weight_decay }),
+            other => bail!("unknown optimizer '{other}': use adam or sgd"),
+        })
+    }
+}
+
+/// The run's outcome, as the last `metrics.csv` row says.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub epochs: Vec<EpochMetrics>,
+    pub steps: u64,
+    pub final_w: Vec<(String, Vec<f32>)>,
+}
+
+pub fn load_split(cfg: &TrainConfig, split: Split, limit: usize) -> Result<Dataset> {
+    let kind: DatasetKind = cfg.dataset.parse()?;
+    let ds = data::load(kind, &cfg.data, split)?;
+    Ok(if limit > 0 && limit < ds.n { ds.subset(&(0..limit).collect::<Vec<_>>()) } else { ds })
+}
+
+pub fn model_config(cfg: &TrainConfig, ds: &Dataset) -> ModelConfig {
+    ModelConfig {
+        preset: cfg.preset,
+        residual: cfg.residual,
+        classes: ds.classes,
+        input: [ds.channels, ds.height, ds.width],
+        batch: cfg.batch,
+        fuse_residual_relu: cfg.fuse_residual_relu,
+    }
+}
+
+fn batch_config(cfg: &TrainConfig, train: &Dataset, shuffle: bool) -> BatchConfig {
+    BatchConfig {
+        shuffle,
+        drop_last: shuffle, // training keeps BN batch statistics over full batches
+        normalize: cfg.normalize.then(|| train.channel_stats()),
+        augment: (cfg.augment && shuffle).then(Augment::default),
+        ..BatchConfig::new(cfg.batch, cfg.seed)
+    }
+}
+
+/// The label the loss kernel ignores: pads a partial evaluation batch.
+const PAD_LABEL: u32 = u32::MAX;
+
+/// Mean loss and accuracy over a whole split in inference mode; a partial last batch is padded
+/// with ignored labels and the batch mean rescaled to the real count.
+pub fn evaluate(exec: &mut GpuExecutor, batcher: &Batcher) -> Result<(f64, f64)> {
+    let (mut loss_sum, mut correct, mut count) = (0.0f64, 0u64, 0usize);
+    let b = exec.graph.tensor(exec.graph.labels.expect("labels")).len();
+    let per_image = exec.graph.tensor(exec.graph.input.expect("input")).len() / b;
+    for mut batch in batcher.epoch(0) {
+        batch.images.resize(b * per_image, 0.0);
+        batch.labels.resize(b, PAD_LABEL);
+        exec.set_batch(&batch.images, &batch.labels)?;
+        let (mean, c) = exec.eval_batch()?;
+        loss_sum += mean as f64 * b as f64;
+        correct += c as u64;
+        count += batch.len;
+    }
+    Ok((loss_sum / count.max(1) as f64, correct as f64 / count.max(1) as f64))
+}
+
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    out.join("checkpoint.safetensors")
+}
+
+/// Trains as `cfg` says, writing into `out`; with `resume`, continues from the checkpoint there.
+pub fn train(gpu: &Gpu, cfg: &TrainConfig, out: &Path, resume: bool, show_progress: bool) -> Result<Summary> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create run directory {}", out.display()))?;
+    let train_ds = Arc::new(load_split(cfg, Split::Train, cfg.train_limit)?);
+    let test_ds = Arc::new(load_split(cfg, Split::Test, cfg.test_limit)?);
+    if train_ds.n < cfg.batch {
+        bail!("the training set has {} images, fewer than one batch of {}: lower --batch", train_ds.n, cfg.batch);
+    }
+    let model = model_config(cfg, &train_ds);
+    let graph = build_training(&model)?;
+    let mut exec = GpuExecutor::new(gpu, graph, Some(cfg.optimizer()?))?;
+    let train_batches = Batcher::new(train_ds.clone(), batch_config(cfg, &train_ds, true))?;
+    let test_batches = Batcher::new(test_ds.clone(), batch_config(cfg, &train_ds, false))?;
+
+    let ckpt = checkpoint_path(out);
+    let start_epoch = if resume {
+        let ck = Checkpoint::load(&ckpt)?;
+        let saved: TrainConfig = serde_json::from_str(ck.meta("config")?)?;
+        if saved.preset != cfg.preset || saved.residual != cfg.residual || saved.batch != cfg.batch {
+            bail!("{} was written for another model, mode or batch size: resume with the run's own config", ckpt.display());
+        }
+        exec.import_state(&|name| Ok(ck.get(name)?.to_vec()))?;
+        exec.step = ck.meta("step")?.parse()?;
+        ck.meta("epoch")?.parse::<usize>()?
+    } else {
+        for (t, v) in init::initial_values(&exec.graph, cfg.seed) {
+            exec.write(t, &v)?;
+        }
+        0
+    };
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&json_config(cfg, &model, gpu))?)?;
+
+    let names: Vec<String> = exec
+        .graph
+        .residual_weights
+        .iter()
+        .flat_map(|(name, w)| {
+            let n = exec.graph.tensor(*w).len();
+            (0..n).map(move |c| if n == 1 { name.clone() } else { format!("{name}[{c}]") })
+        })
+        .collect();
+    let keep = resume.then_some(start_epoch);
+    let mut epochs: Vec<EpochMetrics> =
+        if resume { logs::read_metrics(&out.join("metrics.csv")).unwrap_or_default() } else { Vec::new() };
+    epochs.truncate(start_epoch);
+    let mut metrics_log = CsvLog::open(&out.join("metrics.csv"), METRICS_HEADER, keep)?;
+    let mut weights_log =
+        CsvLog::open(&out.join("weights.csv"), &format!("step,epoch,{}", names.join(",")), resume.then_some(exec.step as usize))?;
+
+    let steps_per_epoch = train_batches.batches_per_epoch();
+    let mut last_w = Vec::new();
+    for epoch in start_epoch..cfg.epochs {
+        let bar = progress(show_progress, steps_per_epoch, epoch, cfg.epochs);
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0u64);
+        let mut on_reports = |reports: Vec<crate::graph::gpu_exec::StepReport>, bar: &ProgressBar| -> Result<()> {
+            for r in reports {
+                if !r.loss.is_finite() {
+                    bail!(
+                        "loss became {} at step {} (epoch {}): lower --lr; the last good checkpoint {} is kept",
+                        r.loss,
+                        r.step,
+                        epoch + 1,
+                        ckpt.display()
+                    );
+                }
+                loss_sum += r.loss as f64;
+                correct += r.correct as u64;
+                seen += 1;
+                let w: Vec<String> = r.w.iter().map(|v| format!("{v:.6}")).collect();
+                weights_log.row(&format!("{},{},{}", r.step, epoch + 1, w.join(",")))?;
+                last_w = r.w;
+                bar.inc(1);
+                let imgs = seen as f64 * cfg.batch as f64;
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.3} {:.0} img/s",
+                    loss_sum / seen as f64,
+                    correct as f64 / imgs,
+                    imgs / started.elapsed().as_secs_f64()
+                ));
+            }
+            Ok(())
+        };
+        for batch in train_batches.prefetch(epoch as u64) {
+            exec.set_batch(&batch.images, &batch.labels)?;
+            let reports = exec.train_step()?;
+            on_reports(reports, &bar)?;
+        }
+        let reports = exec.finish()?;
+        on_reports(reports, &bar)?;
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let (test_loss, test_acc) = evaluate(&mut exec, &test_batches)?;
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / (seen.max(1) * cfg.batch as u64) as f64,
+            test_loss,
+            test_acc,
+            images_per_sec: (seen * cfg.batch as u64) as f64 / seconds,
+            seconds,
+        };
+        if show_progress {
+            eprintln!(
+                "epoch {}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.0} img/s, {:.1} s",
+                m.epoch, cfg.epochs, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds
+            );
+        }
+        metrics_log.row(&m.csv_row())?;
+        metrics_log.flush()?;
+        weights_log.flush()?;
+        save_checkpoint(&exec, cfg, epoch + 1, &ckpt)?;
+        epochs.push(m);
+    }
+    let final_w = split_w(&exec, &last_w);
+    Ok(Summary { epochs, steps: exec.step, final_w })
+}
+
+fn split_w(exec: &GpuExecutor, flat: &[f32]) -> Vec<(String, Vec<f32>)> {
+    let mut at = 0;
+    exec.graph
+        .residual_weights
+        .iter()
+        .map(|(name, w)| {
+            let n = exec.graph.tensor(*w).len();
+            let v = flat.get(at..at + n).map(<[f32]>::to_vec).unwrap_or_default();
+            at += n;
+            (name.clone(), v)
+        })
+        .collect()
+}
+
+fn save_checkpoint(exec: &GpuExecutor, cfg: &TrainConfig, epoch: usize, path: &Path) -> Result<()> {
+    let mut ck = Checkpoint::default();
+    for (name, shape, values) in exec.export_state()? {
+        ck.insert(name, &shape, values);
+    }
+    ck.meta.insert("epoch".into(), epoch.to_string());
+    ck.meta.insert("step".into(), exec.step.to_string());
+    ck.meta.insert("config".into(), serde_json::to_string(cfg)?);
+    // Data order and augmentation are functions of (seed, epoch, index): the seed is the whole
+    // random state a resumed run needs.
+    ck.meta.insert("seed".into(), cfg.seed.to_string());
+    ck.save(path)
+}
+
+fn json_config(cfg: &TrainConfig, model: &ModelConfig, gpu: &Gpu) -> serde_json::Value {
+    serde_json::json!({
+        "train": cfg,
+        "model": model,
+        "adapter": gpu.describe(),
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+    })
+}
+
+fn progress(show: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
+            .expect("progress template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
+    bar
+}
