@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use adaresnet::model::{Preset, ResidualMode, WInit};
 use adaresnet::train::{checkpoint::Checkpoint, checkpoint_path, train, TrainConfig};
 
-fn config(residual: ResidualMode, epochs: usize) -> TrainConfig {
+/// resnet8 on a slice of the shipped MNIST: small enough for lavapipe on two cores.
+fn config(residual: ResidualMode, epochs: usize, train_limit: usize) -> TrainConfig {
     TrainConfig {
         dataset: "mnist".into(),
         data: PathBuf::from(adaresnet::data::SHIPPED_MNIST_DIR),
@@ -22,9 +23,10 @@ fn config(residual: ResidualMode, epochs: usize) -> TrainConfig {
         seed: 7,
         augment: false,
         normalize: false,
-        train_limit: 640,
+        train_limit,
         test_limit: 320,
         fuse_residual_relu: true,
+        bn_momentum: None,
     }
 }
 
@@ -46,24 +48,51 @@ fn every_residual_mode_learns() {
     ];
     for mode in modes {
         let out = run_dir(&mode.label().replace([':', '(', ')'], "_"));
-        let s = train(&gpu, &config(mode, 2), &out, false, false).unwrap();
-        let (first, last) = (&s.epochs[0], &s.epochs[1]);
-        assert!(last.train_loss < first.train_loss, "{}: loss did not fall: {first:?} -> {last:?}", mode.label());
-        // Ten balanced classes: chance is 0.10. 1280 training images seen are enough for
-        // well over half right on MNIST; 0.5 leaves room for seed-to-seed spread.
-        assert!(last.test_acc > 0.5, "{}: test accuracy {} is not far above chance", mode.label(), last.test_acc);
-        for file in ["config.json", "metrics.csv", "weights.csv", "checkpoint.safetensors"] {
+        let s = train(&gpu, &config(mode, 3, 384), &out, false, false).unwrap();
+        let (first, last) = (&s.epochs[0], &s.epochs[2]);
+        assert!(
+            last.train_loss < first.train_loss,
+            "{}: loss did not fall: {first:?} -> {last:?}",
+            mode.label()
+        );
+        // Ten balanced classes: chance is 0.10. 36 Adam steps on MNIST get well past a
+        // third right; 0.3 (three times chance) leaves room for seed-to-seed spread.
+        assert!(
+            last.test_acc > 0.3,
+            "{}: test accuracy {} is not far above chance",
+            mode.label(),
+            last.test_acc
+        );
+        for file in [
+            "config.json",
+            "metrics.csv",
+            "weights.csv",
+            "checkpoint.safetensors",
+        ] {
             assert!(out.join(file).exists(), "{} missing {file}", mode.label());
         }
         // weights.csv: header + one row per step, one column per block w (per channel: 16-64).
         let weights = std::fs::read_to_string(out.join("weights.csv")).unwrap();
         assert_eq!(weights.lines().count() as u64, 1 + s.steps);
         let learnable = !matches!(mode, ResidualMode::Standard | ResidualMode::Fixed(_));
-        let last_row: Vec<f32> = weights.lines().last().unwrap().split(',').skip(2).map(|v| v.parse().unwrap()).collect();
-        let moved = last_row.iter().zip(weights.lines().nth(1).unwrap().split(',').skip(2)).any(|(a, b)| *a != b.parse::<f32>().unwrap());
+        let last_row: Vec<f32> = weights
+            .lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .skip(2)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let moved = last_row
+            .iter()
+            .zip(weights.lines().nth(1).unwrap().split(',').skip(2))
+            .any(|(a, b)| *a != b.parse::<f32>().unwrap());
         assert_eq!(moved, learnable, "{}: w moved = {moved}", mode.label());
         if let ResidualMode::Fixed(k) = mode {
-            assert!(last_row.iter().all(|&w| w == k), "fixed w changed: {last_row:?}");
+            assert!(
+                last_row.iter().all(|&w| w == k),
+                "fixed w changed: {last_row:?}"
+            );
         }
     }
 }
@@ -71,21 +100,41 @@ fn every_residual_mode_learns() {
 #[test]
 fn resume_matches_uninterrupted_run() {
     let gpu = common::gpu();
-    let cfg = config(ResidualMode::Ada2, 2);
+    let cfg = config(ResidualMode::Ada2, 2, 128);
     let straight = run_dir("straight");
     let a = train(&gpu, &cfg, &straight, false, false).unwrap();
 
     let resumed = run_dir("resumed");
-    train(&gpu, &TrainConfig { epochs: 1, ..cfg.clone() }, &resumed, false, false).unwrap();
+    train(
+        &gpu,
+        &TrainConfig {
+            epochs: 1,
+            ..cfg.clone()
+        },
+        &resumed,
+        false,
+        false,
+    )
+    .unwrap();
     let b = train(&gpu, &cfg, &resumed, true, false).unwrap();
 
     assert_eq!(a.steps, b.steps);
-    assert_eq!(b.epochs.len(), 2, "metrics keep the first epoch and add the second");
+    assert_eq!(
+        b.epochs.len(),
+        2,
+        "metrics keep the first epoch and add the second"
+    );
     // Same data order, same kernels (no atomics), same optimizer state: bit-identical.
     assert_eq!(a.epochs[1].train_loss, b.epochs[1].train_loss);
     assert_eq!(a.epochs[1].test_acc, b.epochs[1].test_acc);
-    let (ca, cb) = (Checkpoint::load(&checkpoint_path(&straight)).unwrap(), Checkpoint::load(&checkpoint_path(&resumed)).unwrap());
-    assert_eq!(ca.tensors, cb.tensors, "parameters and optimizer state differ after resuming");
+    let (ca, cb) = (
+        Checkpoint::load(&checkpoint_path(&straight)).unwrap(),
+        Checkpoint::load(&checkpoint_path(&resumed)).unwrap(),
+    );
+    assert_eq!(
+        ca.tensors, cb.tensors,
+        "parameters and optimizer state differ after resuming"
+    );
     assert_eq!(
         std::fs::read_to_string(straight.join("weights.csv")).unwrap(),
         std::fs::read_to_string(resumed.join("weights.csv")).unwrap()
@@ -96,11 +145,30 @@ fn resume_matches_uninterrupted_run() {
 fn nan_loss_stops_the_run_and_keeps_the_checkpoint() {
     let gpu = common::gpu();
     let out = run_dir("nan");
-    let cfg = config(ResidualMode::Ada2, 1);
+    let cfg = config(ResidualMode::Ada2, 1, 64);
     train(&gpu, &cfg, &out, false, false).unwrap();
     let before = std::fs::read(checkpoint_path(&out)).unwrap();
-    // An absurd learning rate overflows the weights within a few steps.
-    let err = train(&gpu, &TrainConfig { lr: 1e30, epochs: 2, ..cfg }, &out, true, false).unwrap_err().to_string();
-    assert!(err.contains("loss became") && err.contains("step"), "unexpected error: {err}");
-    assert_eq!(before, std::fs::read(checkpoint_path(&out)).unwrap(), "the last good checkpoint must survive");
+    // A learning rate past f32's range turns the first update into inf, the loss into NaN.
+    let err = train(
+        &gpu,
+        &TrainConfig {
+            lr: 1e39,
+            epochs: 2,
+            ..cfg
+        },
+        &out,
+        true,
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("loss became") && err.contains("step"),
+        "unexpected error: {err}"
+    );
+    assert_eq!(
+        before,
+        std::fs::read(checkpoint_path(&out)).unwrap(),
+        "the last good checkpoint must survive"
+    );
 }

@@ -74,6 +74,7 @@ pub fn run(args: CheckGradsArgs) -> Result<()> {
                 input,
                 batch: args.batch,
                 fuse_residual_relu: !args.unfused,
+                bn_momentum: None,
             };
             check::model::check_model(&gpu, &cfg, args.seed)?
         }

@@ -44,8 +44,9 @@ pub struct TrainArgs {
     pub weight_decay: f64,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    #[arg(long, default_value_t = 2)]
-    pub epochs: usize,
+    /// Epochs (default 10; 3 for the shipped-data demo)
+    #[arg(long)]
+    pub epochs: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Random crop (4-pixel zero padding) and horizontal flip on training images
@@ -54,9 +55,13 @@ pub struct TrainArgs {
     /// Normalise by the training set's per-channel mean and std instead of pixels / 255 alone
     #[arg(long)]
     pub normalize: bool,
-    /// Train on the first N images only (0: all)
-    #[arg(long, default_value_t = 0)]
-    pub train_limit: usize,
+    /// Train on the first N images only (0: all; default 1000 for the shipped-data demo)
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// BatchNorm running-statistics momentum, Keras convention (default: the preset's, 0.99
+    /// for `paper`; 0.9 for the shipped-data demo so the statistics settle in its ~90 steps)
+    #[arg(long)]
+    pub bn_momentum: Option<f32>,
     /// Evaluate on the first N test images only (0: all)
     #[arg(long, default_value_t = 0)]
     pub test_limit: usize,
@@ -72,10 +77,20 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// Without `--data`, the shipped MNIST subset runs as a few-minute demo: 1000 images, 3
+    /// epochs, BN momentum 0.9; every one of these can still be set explicitly.
+    pub fn is_demo(&self) -> bool {
+        self.data.is_none()
+    }
+
     pub fn config(&self) -> Result<TrainConfig> {
+        let demo = self.is_demo();
         Ok(TrainConfig {
             dataset: self.dataset.clone(),
-            data: self.data.clone().unwrap_or_else(|| PathBuf::from(crate::data::SHIPPED_MNIST_DIR)),
+            data: self
+                .data
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::data::SHIPPED_MNIST_DIR)),
             preset: self.model,
             residual: ResidualMode::parse(&self.residual, self.w_init)?,
             optimizer: self.optimizer.clone(),
@@ -83,13 +98,14 @@ impl TrainArgs {
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             batch: self.batch,
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(if demo { 3 } else { 10 }),
             seed: self.seed,
             augment: self.augment,
             normalize: self.normalize,
-            train_limit: self.train_limit,
+            train_limit: self.train_limit.unwrap_or(if demo { 1000 } else { 0 }),
             test_limit: self.test_limit,
             fuse_residual_relu: !self.unfused,
+            bn_momentum: self.bn_momentum.or(if demo { Some(0.9) } else { None }),
         })
     }
 }
@@ -97,6 +113,15 @@ impl TrainArgs {
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = args.config()?;
     cfg.optimizer()?;
+    if args.is_demo() {
+        eprintln!(
+            "no --data: training on the shipped MNIST subset as a demo ({} images, {} epochs, BN momentum {}); \
+             pass --data DIR for a full run",
+            cfg.train_limit,
+            cfg.epochs,
+            cfg.bn_momentum.unwrap_or(0.99)
+        );
+    }
     let gpu = Gpu::new(&args.gpu.choice())?;
     eprintln!("adapter: {}", gpu.describe());
     let summary = train(&gpu, &cfg, &args.out, args.resume, true)?;
@@ -110,7 +135,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let w: Vec<String> = summary.final_w.iter().map(|(n, v)| format!("{n}={:.4}", v.first().copied().unwrap_or(f32::NAN))).collect();
+    let w: Vec<String> = summary
+        .final_w
+        .iter()
+        .map(|(n, v)| format!("{n}={:.4}", v.first().copied().unwrap_or(f32::NAN)))
+        .collect();
     if !w.is_empty() {
         println!("learned w: {}", w.join(" "));
     }

@@ -215,12 +215,22 @@ fn set_param_grad(g: &mut Graph, param: TensorId, d: TensorId) {
 }
 
 /// The conv weight gradient, with the split-K reduction's scratch as a second output.
-fn conv_weight_grad(g: &mut Graph, a: ConvAttrs, name: &str, dy: TensorId, x: TensorId, weight: TensorId) {
+fn conv_weight_grad(
+    g: &mut Graph,
+    a: ConvAttrs,
+    name: &str,
+    dy: TensorId,
+    x: TensorId,
+    weight: TensorId,
+) {
     if !g.tensor(weight).trainable {
         return;
     }
     let partials = shapes::conv(g, a, x, weight).dw_partials_len().max(1);
-    let outs = [("dw", g.tensor(weight).shape.clone(), Role::Grad), ("partials", vec![partials], Role::Scratch)];
+    let outs = [
+        ("dw", g.tensor(weight).shape.clone(), Role::Grad),
+        ("partials", vec![partials], Role::Scratch),
+    ];
     let d = g.add_node(Op::Conv2dBackwardWeight(a), name, &[dy, x], &outs);
     set_param_grad(g, weight, d[0]);
 }

@@ -61,35 +61,74 @@ impl CpuExecutor {
                 vec![y, mean, invstd]
             }
             Op::Relu => vec![relu::cpu::forward(v(0))],
-            Op::Residual(a) => vec![residual::cpu::forward(v(0), v(1), v(2), shapes::residual(g, a, i[0]))],
-            Op::MaxPool(a) => vec![pool::cpu::maxpool_forward(v(0), shapes::maxpool(g, a, i[0]))],
+            Op::Residual(a) => vec![residual::cpu::forward(
+                v(0),
+                v(1),
+                v(2),
+                shapes::residual(g, a, i[0]),
+            )],
+            Op::MaxPool(a) => vec![pool::cpu::maxpool_forward(
+                v(0),
+                shapes::maxpool(g, a, i[0]),
+            )],
             Op::GlobalAvgPool => vec![pool::cpu::avgpool_forward(v(0), shapes::avgpool(g, i[0]))],
-            Op::Linear => vec![linear::cpu::forward(v(0), v(1), v(2), shapes::linear(g, i[0], i[1]))],
+            Op::Linear => vec![linear::cpu::forward(
+                v(0),
+                v(1),
+                v(2),
+                shapes::linear(g, i[0], i[1]),
+            )],
             Op::SoftmaxXent => {
-                let (mean, correct) = loss::cpu::softmax_xent_forward(v(0), &labels(), shapes::loss(g, i[0]));
+                let (mean, correct) =
+                    loss::cpu::softmax_xent_forward(v(0), &labels(), shapes::loss(g, i[0]));
                 vec![vec![mean, correct as f64]]
             }
-            Op::Conv2dBackwardInput(a) => vec![conv2d::cpu::backward_input(v(0), v(1), &shapes::conv(g, a, o[0], i[1]))],
+            Op::Conv2dBackwardInput(a) => vec![conv2d::cpu::backward_input(
+                v(0),
+                v(1),
+                &shapes::conv(g, a, o[0], i[1]),
+            )],
             Op::Conv2dBackwardWeight(a) => {
                 let s = shapes::conv(g, a, i[1], o[0]);
-                vec![conv2d::cpu::backward_weight(v(0), v(1), &s), vec![0.0; g.tensor(o[1]).len()]]
+                vec![
+                    conv2d::cpu::backward_weight(v(0), v(1), &s),
+                    vec![0.0; g.tensor(o[1]).len()],
+                ]
             }
             Op::Conv2dBackwardBias => {
-                let [n, c, h, w] = g.tensor(i[0]).shape[..] else { unreachable!("conv dy is NCHW") };
+                let [n, c, h, w] = g.tensor(i[0]).shape[..] else {
+                    unreachable!("conv dy is NCHW")
+                };
                 // Per-channel sum of dy over batch and pixels.
-                vec![reduce::cpu::channel_dot(v(0), &vec![1.0; n * c * h * w], n, c, h * w)]
+                vec![reduce::cpu::channel_dot(
+                    v(0),
+                    &vec![1.0; n * c * h * w],
+                    n,
+                    c,
+                    h * w,
+                )]
             }
             Op::BatchNormBackward(a) => {
                 let s = shapes::batchnorm(g, a, i[1]);
                 let (dgamma, dbeta) = batchnorm::cpu::backward_weight(v(1), v(0), v(3), v(4), s);
-                let dx = batchnorm::cpu::backward_input(v(1), v(0), v(2), v(3), v(4), &dgamma, &dbeta, s);
+                let dx = batchnorm::cpu::backward_input(
+                    v(1),
+                    v(0),
+                    v(2),
+                    v(3),
+                    v(4),
+                    &dgamma,
+                    &dbeta,
+                    s,
+                );
                 vec![dx, dgamma, dbeta]
             }
             Op::ReluBackward => vec![relu::cpu::backward_input(v(0), v(1))],
             Op::ResidualBackwardInput(a) => {
                 let s = shapes::residual(g, a, i[0]);
                 // The twin returns dw too; the weight node below recomputes it on its own inputs.
-                let (dtfd, dipd, _) = residual::cpu::backward(v(0), v(1), &vec![0.0; s.len()], v(2), s);
+                let (dtfd, dipd, _) =
+                    residual::cpu::backward(v(0), v(1), &vec![0.0; s.len()], v(2), s);
                 vec![dtfd, dipd]
             }
             Op::ResidualBackwardWeight(a) => {
@@ -101,19 +140,52 @@ impl CpuExecutor {
                 };
                 vec![dw, vec![0.0; g.tensor(o[1]).len()]]
             }
-            Op::MaxPoolBackward(a) => vec![pool::cpu::maxpool_backward_input(v(0), v(1), shapes::maxpool(g, a, i[0]))],
-            Op::GlobalAvgPoolBackward => vec![pool::cpu::avgpool_backward_input(v(0), shapes::avgpool(g, o[0]))],
-            Op::LinearBackwardInput => vec![linear::cpu::backward_input(v(0), v(1), shapes::linear(g, o[0], i[1]))],
-            Op::LinearBackwardWeight => vec![linear::cpu::backward_weight(v(0), v(1), shapes::linear(g, i[1], o[0]))],
+            Op::MaxPoolBackward(a) => vec![pool::cpu::maxpool_backward_input(
+                v(0),
+                v(1),
+                shapes::maxpool(g, a, i[0]),
+            )],
+            Op::GlobalAvgPoolBackward => vec![pool::cpu::avgpool_backward_input(
+                v(0),
+                shapes::avgpool(g, o[0]),
+            )],
+            Op::LinearBackwardInput => vec![linear::cpu::backward_input(
+                v(0),
+                v(1),
+                shapes::linear(g, o[0], i[1]),
+            )],
+            Op::LinearBackwardWeight => vec![linear::cpu::backward_weight(
+                v(0),
+                v(1),
+                shapes::linear(g, i[1], o[0]),
+            )],
             Op::LinearBackwardBias => {
-                let [n, k] = g.tensor(i[0]).shape[..] else { unreachable!("dense dy is [N, OUT]") };
-                vec![linear::cpu::backward_bias(v(0), linear::LinearShape { batch: n, in_features: 1, out_features: k })]
+                let [n, k] = g.tensor(i[0]).shape[..] else {
+                    unreachable!("dense dy is [N, OUT]")
+                };
+                vec![linear::cpu::backward_bias(
+                    v(0),
+                    linear::LinearShape {
+                        batch: n,
+                        in_features: 1,
+                        out_features: k,
+                    },
+                )]
             }
-            Op::SoftmaxXentBackward => vec![loss::cpu::softmax_xent_backward(v(0), &labels(), shapes::loss(g, i[0]))],
+            Op::SoftmaxXentBackward => vec![loss::cpu::softmax_xent_backward(
+                v(0),
+                &labels(),
+                shapes::loss(g, i[0]),
+            )],
             Op::Add => vec![residual::cpu::add(v(0), v(1))],
         };
         for (t, val) in o.iter().zip(outs) {
-            debug_assert_eq!(val.len(), self.graph.tensor(*t).len(), "{}: output size", node.name);
+            debug_assert_eq!(
+                val.len(),
+                self.graph.tensor(*t).len(),
+                "{}: output size",
+                node.name
+            );
             self.values[t.0] = val;
         }
         Ok(())

@@ -56,8 +56,12 @@ impl<'g> GpuExecutor<'g> {
             bail!("a training executor needs a graph with backward nodes (model::build_training)");
         }
         let plan = plan(&graph, gpu.max_binding_bytes())?;
-        let slots: Vec<wgpu::Buffer> =
-            plan.slot_bytes.iter().enumerate().map(|(i, &b)| gpu.zeros(&format!("slot{i}"), (b / 4) as usize)).collect();
+        let slots: Vec<wgpu::Buffer> = plan
+            .slot_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| gpu.zeros(&format!("slot{i}"), (b / 4) as usize))
+            .collect();
         let buffers: Vec<wgpu::Buffer> = graph
             .tensors
             .iter()
@@ -69,29 +73,53 @@ impl<'g> GpuExecutor<'g> {
             .collect();
         let buf = |t: TensorId| buffers[t.0].clone();
 
-        let forward: Vec<Dispatch> = graph.forward_nodes().iter().flat_map(|n| lower_node(&graph, n, &buf, true)).collect();
+        let forward: Vec<Dispatch> = graph
+            .forward_nodes()
+            .iter()
+            .flat_map(|n| lower_node(&graph, n, &buf, true))
+            .collect();
         let eval = Program::new(gpu, forward);
 
         let mut optim_state = Vec::new();
         let mut optim_dispatch = Vec::new();
         let train = match (&optimizer, graph.differentiated) {
             (_, false) => None,
-            (None, true) => Some(Program::new(gpu, graph.nodes.iter().flat_map(|n| lower_node(&graph, n, &buf, false)).collect())),
+            (None, true) => Some(Program::new(
+                gpu,
+                graph
+                    .nodes
+                    .iter()
+                    .flat_map(|n| lower_node(&graph, n, &buf, false))
+                    .collect(),
+            )),
             (Some(opt), true) => {
-                let mut ds: Vec<Dispatch> = graph.nodes.iter().flat_map(|n| lower_node(&graph, n, &buf, false)).collect();
+                let mut ds: Vec<Dispatch> = graph
+                    .nodes
+                    .iter()
+                    .flat_map(|n| lower_node(&graph, n, &buf, false))
+                    .collect();
                 for (p, d) in &graph.grads {
                     let t = graph.tensor(*p);
-                    let state: Vec<wgpu::Buffer> =
-                        (0..opt.state_tensors()).map(|k| gpu.zeros(&format!("{}.opt{k}", t.name), t.len())).collect();
+                    let state: Vec<wgpu::Buffer> = (0..opt.state_tensors())
+                        .map(|k| gpu.zeros(&format!("{}.opt{k}", t.name), t.len()))
+                        .collect();
                     let refs: Vec<&wgpu::Buffer> = state.iter().collect();
                     optim_dispatch.push(ds.len());
-                    ds.push(opt.step(&buf(*p), &buf(*d), &refs, t.len(), 1).label(format!("{}.optimizer", t.name)));
+                    ds.push(
+                        opt.step(&buf(*p), &buf(*d), &refs, t.len(), 1)
+                            .label(format!("{}.optimizer", t.name)),
+                    );
                     optim_state.push(state);
                 }
                 Some(Program::new(gpu, ds))
             }
         };
-        let readback_bytes = 4 * (2 + graph.residual_weights.iter().map(|(_, w)| graph.tensor(*w).len()).sum::<usize>()) as u64;
+        let readback_bytes = 4
+            * (2 + graph
+                .residual_weights
+                .iter()
+                .map(|(_, w)| graph.tensor(*w).len())
+                .sum::<usize>()) as u64;
         Ok(Self {
             gpu,
             graph,
@@ -123,24 +151,40 @@ impl<'g> GpuExecutor<'g> {
     pub fn write(&self, t: TensorId, values: &[f32]) -> Result<()> {
         let want = self.graph.tensor(t).len();
         if values.len() != want {
-            bail!("tensor {} holds {want} values, got {}", self.graph.tensor(t).name, values.len());
+            bail!(
+                "tensor {} holds {want} values, got {}",
+                self.graph.tensor(t).name,
+                values.len()
+            );
         }
-        self.gpu.queue.write_buffer(&self.buffers[t.0], 0, bytemuck::cast_slice(values));
+        self.gpu
+            .queue
+            .write_buffer(&self.buffers[t.0], 0, bytemuck::cast_slice(values));
         Ok(())
     }
 
     pub fn read(&self, t: TensorId) -> Result<Vec<f32>> {
-        self.gpu.download(&self.buffers[t.0], self.graph.tensor(t).len())
+        self.gpu
+            .download(&self.buffers[t.0], self.graph.tensor(t).len())
     }
 
     /// Uploads a batch of images (NCHW, the graph's batch size) and labels.
     pub fn set_batch(&self, images: &[f32], labels: &[u32]) -> Result<()> {
-        let (x, y) = (self.graph.input.expect("graph has an input"), self.graph.labels.expect("graph has labels"));
+        let (x, y) = (
+            self.graph.input.expect("graph has an input"),
+            self.graph.labels.expect("graph has labels"),
+        );
         self.write(x, images)?;
         if labels.len() != self.graph.tensor(y).len() {
-            bail!("batch has {} labels, the graph expects {}", labels.len(), self.graph.tensor(y).len());
+            bail!(
+                "batch has {} labels, the graph expects {}",
+                labels.len(),
+                self.graph.tensor(y).len()
+            );
         }
-        self.gpu.queue.write_buffer(&self.buffers[y.0], 0, bytemuck::cast_slice(labels));
+        self.gpu
+            .queue
+            .write_buffer(&self.buffers[y.0], 0, bytemuck::cast_slice(labels));
         Ok(())
     }
 
@@ -153,7 +197,11 @@ impl<'g> GpuExecutor<'g> {
         self.step += 1;
         if let Some(opt) = &self.optimizer {
             for (k, (p, _)) in self.graph.grads.iter().enumerate() {
-                train.set_params(self.gpu, self.optim_dispatch[k], &opt.params_bytes(self.graph.tensor(*p).len(), self.step));
+                train.set_params(
+                    self.gpu,
+                    self.optim_dispatch[k],
+                    &opt.params_bytes(self.graph.tensor(*p).len(), self.step),
+                );
             }
         }
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
@@ -213,7 +261,11 @@ impl<'g> GpuExecutor<'g> {
                 flag.store(true, std::sync::atomic::Ordering::Release);
             }
         });
-        self.pending.push_back(Pending { step: self.step, staging, ready });
+        self.pending.push_back(Pending {
+            step: self.step,
+            staging,
+            ready,
+        });
     }
 
     /// Returns completed reports, waiting until at most `keep` remain in flight.
@@ -223,22 +275,40 @@ impl<'g> GpuExecutor<'g> {
             let must_wait = self.pending.len() > keep;
             self.gpu
                 .device
-                .poll(if must_wait { wgpu::PollType::wait_indefinitely() } else { wgpu::PollType::Poll })
+                .poll(if must_wait {
+                    wgpu::PollType::wait_indefinitely()
+                } else {
+                    wgpu::PollType::Poll
+                })
                 .context("GPU poll failed")?;
-            let Some(front) = self.pending.front() else { break };
+            let Some(front) = self.pending.front() else {
+                break;
+            };
             if !front.ready.load(std::sync::atomic::Ordering::Acquire) {
                 if must_wait {
-                    bail!("the GPU finished but step {} could not be read back", front.step);
+                    bail!(
+                        "the GPU finished but step {} could not be read back",
+                        front.step
+                    );
                 }
                 break;
             }
             let p = self.pending.pop_front().expect("front exists");
             let values: Vec<f32> = {
-                let view = p.staging.slice(..).get_mapped_range().context("reading step metrics")?;
+                let view = p
+                    .staging
+                    .slice(..)
+                    .get_mapped_range()
+                    .context("reading step metrics")?;
                 bytemuck::cast_slice(&view).to_vec()
             };
             p.staging.unmap();
-            out.push(StepReport { step: p.step, loss: values[0], correct: values[1] as u32, w: values[2..].to_vec() });
+            out.push(StepReport {
+                step: p.step,
+                loss: values[0],
+                correct: values[1] as u32,
+                w: values[2..].to_vec(),
+            });
         }
         Ok(out)
     }
@@ -254,7 +324,11 @@ impl<'g> GpuExecutor<'g> {
         for ((p, _), state) in self.graph.grads.iter().zip(&self.optim_state) {
             let t = self.graph.tensor(*p);
             for (k, b) in state.iter().enumerate() {
-                out.push((format!("{}.opt{k}", t.name), t.shape.clone(), self.gpu.download(b, t.len())?));
+                out.push((
+                    format!("{}.opt{k}", t.name),
+                    t.shape.clone(),
+                    self.gpu.download(b, t.len())?,
+                ));
             }
         }
         Ok(out)
@@ -272,7 +346,12 @@ impl<'g> GpuExecutor<'g> {
             for (k, b) in state.iter().enumerate() {
                 let v = lookup(&format!("{}.opt{k}", t.name))?;
                 if v.len() != t.len() {
-                    bail!("optimizer state of {} has {} values, expected {}", t.name, v.len(), t.len());
+                    bail!(
+                        "optimizer state of {} has {} values, expected {}",
+                        t.name,
+                        v.len(),
+                        t.len()
+                    );
                 }
                 self.gpu.queue.write_buffer(b, 0, bytemuck::cast_slice(&v));
             }

@@ -7,7 +7,12 @@ use crate::ops::{batchnorm, conv2d, linear, loss, pool, relu, residual};
 
 /// `buf(t)` gives the buffer a tensor lives in. `eval` lowers BatchNorm to its
 /// running-statistics form.
-pub fn lower_node(g: &Graph, node: &Node, buf: &dyn Fn(super::TensorId) -> wgpu::Buffer, eval: bool) -> Vec<Dispatch> {
+pub fn lower_node(
+    g: &Graph,
+    node: &Node,
+    buf: &dyn Fn(super::TensorId) -> wgpu::Buffer,
+    eval: bool,
+) -> Vec<Dispatch> {
     let i = &node.inputs;
     let o = &node.outputs;
     let b = |k: usize| buf(i[k]);
@@ -21,7 +26,15 @@ pub fn lower_node(g: &Graph, node: &Node, buf: &dyn Fn(super::TensorId) -> wgpu:
         Op::BatchNorm(a) => {
             let s = shapes::batchnorm(g, a, i[0]);
             if eval {
-                vec![batchnorm::forward_eval(&b(0), &b(1), &b(2), &b(3), &b(4), &out(0), s)]
+                vec![batchnorm::forward_eval(
+                    &b(0),
+                    &b(1),
+                    &b(2),
+                    &b(3),
+                    &b(4),
+                    &out(0),
+                    s,
+                )]
             } else {
                 vec![
                     batchnorm::stats(&b(0), &b(3), &b(4), &out(1), &out(2), s),
@@ -30,11 +43,36 @@ pub fn lower_node(g: &Graph, node: &Node, buf: &dyn Fn(super::TensorId) -> wgpu:
             }
         }
         Op::Relu => vec![relu::forward(&b(0), &out(0), g.tensor(i[0]).len())],
-        Op::Residual(a) => vec![residual::forward(&b(0), &b(1), &b(2), &out(0), shapes::residual(g, a, i[0]))],
-        Op::MaxPool(a) => vec![pool::maxpool_forward(&b(0), &out(0), shapes::maxpool(g, a, i[0]))],
-        Op::GlobalAvgPool => vec![pool::avgpool_forward(&b(0), &out(0), shapes::avgpool(g, i[0]))],
-        Op::Linear => vec![linear::forward(&b(0), &b(1), &b(2), &out(0), shapes::linear(g, i[0], i[1]))],
-        Op::SoftmaxXent => vec![loss::softmax_xent_forward(&b(0), &b(1), &out(0), shapes::loss(g, i[0]))],
+        Op::Residual(a) => vec![residual::forward(
+            &b(0),
+            &b(1),
+            &b(2),
+            &out(0),
+            shapes::residual(g, a, i[0]),
+        )],
+        Op::MaxPool(a) => vec![pool::maxpool_forward(
+            &b(0),
+            &out(0),
+            shapes::maxpool(g, a, i[0]),
+        )],
+        Op::GlobalAvgPool => vec![pool::avgpool_forward(
+            &b(0),
+            &out(0),
+            shapes::avgpool(g, i[0]),
+        )],
+        Op::Linear => vec![linear::forward(
+            &b(0),
+            &b(1),
+            &b(2),
+            &out(0),
+            shapes::linear(g, i[0], i[1]),
+        )],
+        Op::SoftmaxXent => vec![loss::softmax_xent_forward(
+            &b(0),
+            &b(1),
+            &out(0),
+            shapes::loss(g, i[0]),
+        )],
 
         // Backward: `i[0]` is the upstream gradient unless the op says otherwise.
         Op::Conv2dBackwardInput(a) => {
@@ -47,36 +85,101 @@ pub fn lower_node(g: &Graph, node: &Node, buf: &dyn Fn(super::TensorId) -> wgpu:
         }
         Op::Conv2dBackwardBias => {
             // Only the output-gradient shape matters to the bias reduction.
-            let [n, c, h, w] = g.tensor(i[0]).shape[..] else { unreachable!("conv dy is NCHW") };
-            let s = conv2d::Conv2dShape::new([n, 1, h, w], c, (1, 1), (1, 1), conv2d::Padding::valid(), true)
-                .expect("a 1x1 view of a valid conv output is valid");
+            let [n, c, h, w] = g.tensor(i[0]).shape[..] else {
+                unreachable!("conv dy is NCHW")
+            };
+            let s = conv2d::Conv2dShape::new(
+                [n, 1, h, w],
+                c,
+                (1, 1),
+                (1, 1),
+                conv2d::Padding::valid(),
+                true,
+            )
+            .expect("a 1x1 view of a valid conv output is valid");
             vec![conv2d::backward_bias(&b(0), &out(0), &s)]
         }
         Op::BatchNormBackward(a) => {
             let s = shapes::batchnorm(g, a, i[1]);
             vec![
                 batchnorm::backward_weight(&b(1), &b(0), &b(3), &b(4), &out(1), &out(2), s),
-                batchnorm::backward_input(&b(1), &b(0), &b(2), &b(3), &b(4), &out(1), &out(2), &out(0), s),
+                batchnorm::backward_input(
+                    &b(1),
+                    &b(0),
+                    &b(2),
+                    &b(3),
+                    &b(4),
+                    &out(1),
+                    &out(2),
+                    &out(0),
+                    s,
+                ),
             ]
         }
-        Op::ReluBackward => vec![relu::backward_input(&b(0), &b(1), &out(0), g.tensor(i[0]).len())],
+        Op::ReluBackward => vec![relu::backward_input(
+            &b(0),
+            &b(1),
+            &out(0),
+            g.tensor(i[0]).len(),
+        )],
         Op::ResidualBackwardInput(a) => {
             let s = shapes::residual(g, a, i[0]);
-            vec![residual::backward_input(&b(0), &b(1), &b(2), &out(0), &out(1), s)]
+            vec![residual::backward_input(
+                &b(0),
+                &b(1),
+                &b(2),
+                &out(0),
+                &out(1),
+                s,
+            )]
         }
         Op::ResidualBackwardWeight(a) => {
             let s = shapes::residual(g, a, i[0]);
             residual::backward_weight(&b(0), &b(1), &out(1), &out(0), s)
         }
-        Op::MaxPoolBackward(a) => vec![pool::maxpool_backward_input(&b(0), &b(1), &out(0), shapes::maxpool(g, a, i[0]))],
-        Op::GlobalAvgPoolBackward => vec![pool::avgpool_backward_input(&b(0), &out(0), shapes::avgpool(g, o[0]))],
-        Op::LinearBackwardInput => vec![linear::backward_input(&b(0), &b(1), &out(0), shapes::linear(g, o[0], i[1]))],
-        Op::LinearBackwardWeight => vec![linear::backward_weight(&b(0), &b(1), &out(0), shapes::linear(g, i[1], o[0]))],
+        Op::MaxPoolBackward(a) => vec![pool::maxpool_backward_input(
+            &b(0),
+            &b(1),
+            &out(0),
+            shapes::maxpool(g, a, i[0]),
+        )],
+        Op::GlobalAvgPoolBackward => vec![pool::avgpool_backward_input(
+            &b(0),
+            &out(0),
+            shapes::avgpool(g, o[0]),
+        )],
+        Op::LinearBackwardInput => vec![linear::backward_input(
+            &b(0),
+            &b(1),
+            &out(0),
+            shapes::linear(g, o[0], i[1]),
+        )],
+        Op::LinearBackwardWeight => vec![linear::backward_weight(
+            &b(0),
+            &b(1),
+            &out(0),
+            shapes::linear(g, i[1], o[0]),
+        )],
         Op::LinearBackwardBias => {
-            let [n, k] = g.tensor(i[0]).shape[..] else { unreachable!("dense dy is [N, OUT]") };
-            vec![linear::backward_bias(&b(0), &out(0), linear::LinearShape { batch: n, in_features: 1, out_features: k })]
+            let [n, k] = g.tensor(i[0]).shape[..] else {
+                unreachable!("dense dy is [N, OUT]")
+            };
+            vec![linear::backward_bias(
+                &b(0),
+                &out(0),
+                linear::LinearShape {
+                    batch: n,
+                    in_features: 1,
+                    out_features: k,
+                },
+            )]
         }
-        Op::SoftmaxXentBackward => vec![loss::softmax_xent_backward(&b(0), &b(1), &out(0), shapes::loss(g, i[0]))],
+        Op::SoftmaxXentBackward => vec![loss::softmax_xent_backward(
+            &b(0),
+            &b(1),
+            &out(0),
+            shapes::loss(g, i[0]),
+        )],
         Op::Add => vec![residual::add(&b(0), &b(1), &out(0), g.tensor(i[0]).len())],
     };
     for d in &mut ds {

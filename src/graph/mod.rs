@@ -7,8 +7,8 @@
 pub mod autodiff;
 pub mod cpu_exec;
 pub mod gpu_exec;
-pub mod lower;
 pub mod init;
+pub mod lower;
 pub mod op;
 pub mod plan;
 pub mod shapes;

@@ -12,21 +12,42 @@ use crate::ops::residual::ResidualShape;
 
 fn nchw(g: &Graph, t: TensorId) -> [usize; 4] {
     let s = &g.tensor(t).shape;
-    assert_eq!(s.len(), 4, "tensor {} must be NCHW, is {s:?}", g.tensor(t).name);
+    assert_eq!(
+        s.len(),
+        4,
+        "tensor {} must be NCHW, is {s:?}",
+        g.tensor(t).name
+    );
     [s[0], s[1], s[2], s[3]]
 }
 
 /// x: the conv input, weight: its kernel [Cout, Cin, KH, KW].
 pub fn conv(g: &Graph, a: ConvAttrs, x: TensorId, weight: TensorId) -> Conv2dShape {
-    let pad = conv2d::Padding { top: a.pad[0], bottom: a.pad[1], left: a.pad[2], right: a.pad[3] };
+    let pad = conv2d::Padding {
+        top: a.pad[0],
+        bottom: a.pad[1],
+        left: a.pad[2],
+        right: a.pad[3],
+    };
     let cout = g.tensor(weight).shape[0];
-    Conv2dShape::new(nchw(g, x), cout, (a.kernel[0], a.kernel[1]), (a.stride[0], a.stride[1]), pad, a.bias)
-        .expect("model builders produce valid convolutions")
+    Conv2dShape::new(
+        nchw(g, x),
+        cout,
+        (a.kernel[0], a.kernel[1]),
+        (a.stride[0], a.stride[1]),
+        pad,
+        a.bias,
+    )
+    .expect("model builders produce valid convolutions")
 }
 
 pub fn batchnorm(g: &Graph, a: BnAttrs, x: TensorId) -> BatchnormShape {
     let [n, c, h, w] = nchw(g, x);
-    BatchnormShape { eps: a.eps, momentum: a.momentum, ..BatchnormShape::new(n, c, h, w) }
+    BatchnormShape {
+        eps: a.eps,
+        momentum: a.momentum,
+        ..BatchnormShape::new(n, c, h, w)
+    }
 }
 
 pub fn maxpool(g: &Graph, a: PoolAttrs, x: TensorId) -> MaxPoolShape {
@@ -38,27 +59,50 @@ pub fn maxpool(g: &Graph, a: PoolAttrs, x: TensorId) -> MaxPoolShape {
         width,
         kernel: (a.kernel[0], a.kernel[1]),
         stride: (a.stride[0], a.stride[1]),
-        padding: pool::Padding { top: a.pad[0], bottom: a.pad[1], left: a.pad[2], right: a.pad[3] },
+        padding: pool::Padding {
+            top: a.pad[0],
+            bottom: a.pad[1],
+            left: a.pad[2],
+            right: a.pad[3],
+        },
     }
 }
 
 pub fn avgpool(g: &Graph, x: TensorId) -> AvgPoolShape {
     let [batch, channels, height, width] = nchw(g, x);
-    AvgPoolShape { batch, channels, height, width }
+    AvgPoolShape {
+        batch,
+        channels,
+        height,
+        width,
+    }
 }
 
 /// weight: [OUT, IN]
 pub fn linear(g: &Graph, x: TensorId, weight: TensorId) -> LinearShape {
     let w = &g.tensor(weight).shape;
-    LinearShape { batch: g.tensor(x).shape[0], in_features: w[1], out_features: w[0] }
+    LinearShape {
+        batch: g.tensor(x).shape[0],
+        in_features: w[1],
+        out_features: w[0],
+    }
 }
 
 pub fn loss(g: &Graph, logits: TensorId) -> LossShape {
     let s = &g.tensor(logits).shape;
-    LossShape { batch: s[0], classes: s[1] }
+    LossShape {
+        batch: s[0],
+        classes: s[1],
+    }
 }
 
 pub fn residual(g: &Graph, a: ResidualAttrs, tfd: TensorId) -> ResidualShape {
     let [batch, channels, h, w] = nchw(g, tfd);
-    ResidualShape { batch, channels, hw: h * w, per_channel: a.per_channel, fuse_relu: a.fuse_relu }
+    ResidualShape {
+        batch,
+        channels,
+        hw: h * w,
+        per_channel: a.per_channel,
+        fuse_relu: a.fuse_relu,
+    }
 }

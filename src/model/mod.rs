@@ -63,6 +63,9 @@ pub struct ModelConfig {
     pub batch: usize,
     /// Build each block's end as one `relu(tfd + w * ipd)` kernel (else residual, then ReLU).
     pub fuse_residual_relu: bool,
+    /// BatchNorm running-statistics momentum (our/Keras convention); `None`: the preset's own.
+    #[serde(default)]
+    pub bn_momentum: Option<f32>,
 }
 
 /// The forward graph of `cfg` (evaluation and prediction run this).
@@ -123,7 +126,7 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(cfg: &'a ModelConfig) -> Self {
-        let style = if cfg.preset == Preset::Paper {
+        let mut style = if cfg.preset == Preset::Paper {
             // Keras defaults: Conv2D(use_bias=True), BatchNormalization(momentum=0.99, epsilon=1e-3).
             Style {
                 conv_bias: true,
@@ -145,6 +148,9 @@ impl<'a> Builder<'a> {
                 },
             }
         };
+        if let Some(m) = cfg.bn_momentum {
+            style.bn.momentum = m;
+        }
         Self {
             g: Graph::default(),
             cfg,

@@ -18,19 +18,34 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
-pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,images_per_sec,seconds";
+pub const METRICS_HEADER: &str =
+    "epoch,train_loss,train_acc,test_loss,test_acc,images_per_sec,seconds";
 
 impl EpochMetrics {
     pub fn csv_row(&self) -> String {
         format!(
             "{},{:.6},{:.6},{:.6},{:.6},{:.1},{:.2}",
-            self.epoch, self.train_loss, self.train_acc, self.test_loss, self.test_acc, self.images_per_sec, self.seconds
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.test_loss,
+            self.test_acc,
+            self.images_per_sec,
+            self.seconds
         )
     }
 
     pub fn parse_row(line: &str) -> Result<Self> {
-        let f: Vec<f64> = line.split(',').map(|v| v.trim().parse::<f64>()).collect::<Result<_, _>>().with_context(|| format!("bad metrics row '{line}'"))?;
-        anyhow::ensure!(f.len() == 7, "metrics row '{line}' has {} fields, expected 7", f.len());
+        let f: Vec<f64> = line
+            .split(',')
+            .map(|v| v.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("bad metrics row '{line}'"))?;
+        anyhow::ensure!(
+            f.len() == 7,
+            "metrics row '{line}' has {} fields, expected 7",
+            f.len()
+        );
         Ok(Self {
             epoch: f[0] as usize,
             train_loss: f[1],
@@ -45,8 +60,13 @@ impl EpochMetrics {
 
 /// Reads a run's `metrics.csv`.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(EpochMetrics::parse_row).collect()
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(EpochMetrics::parse_row)
+        .collect()
 }
 
 /// An append-only CSV file with a header, truncated to `keep_rows` data rows when a run resumes
@@ -59,13 +79,23 @@ impl CsvLog {
     pub fn open(path: &Path, header: &str, keep_rows: Option<usize>) -> Result<Self> {
         let existing = match keep_rows {
             Some(k) if path.exists() => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                text.lines().skip(1).take(k).map(|l| format!("{l}\n")).collect::<String>()
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                text.lines()
+                    .skip(1)
+                    .take(k)
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
             }
             _ => String::new(),
         };
         let mut out = BufWriter::new(
-            OpenOptions::new().create(true).write(true).truncate(true).open(path).with_context(|| format!("cannot write {}", path.display()))?,
+            OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
         );
         writeln!(out, "{header}")?;
         out.write_all(existing.as_bytes())?;

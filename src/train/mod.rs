@@ -40,13 +40,24 @@ pub struct TrainConfig {
     pub train_limit: usize,
     pub test_limit: usize,
     pub fuse_residual_relu: bool,
+    /// Overrides the preset's BatchNorm momentum (Keras convention, e.g. 0.99).
+    #[serde(default)]
+    pub bn_momentum: Option<f32>,
 }
 
 impl TrainConfig {
     pub fn optimizer(&self) -> Result<Optimizer> {
         Ok(match self.optimizer.as_str() {
-            "adam" => Optimizer::Adam(Adam { lr: self.lr, weight_decay: self.weight_decay, ..Adam::keras() }),
-            "sgd" => Optimizer::Sgd(Sgd { lr: self.lr, momentum: self.momentum, weight_decay: self.weight_decay }),
+            "adam" => Optimizer::Adam(Adam {
+                lr: self.lr,
+                weight_decay: self.weight_decay,
+                ..Adam::keras()
+            }),
+            "sgd" => Optimizer::Sgd(Sgd {
+                lr: self.lr,
+                momentum: self.momentum,
+                weight_decay: self.weight_decay,
+            }),
             other => bail!("unknown optimizer '{other}': use adam or sgd"),
         })
     }
@@ -63,7 +74,11 @@ pub struct Summary {
 pub fn load_split(cfg: &TrainConfig, split: Split, limit: usize) -> Result<Dataset> {
     let kind: DatasetKind = cfg.dataset.parse()?;
     let ds = data::load(kind, &cfg.data, split)?;
-    Ok(if limit > 0 && limit < ds.n { ds.subset(&(0..limit).collect::<Vec<_>>()) } else { ds })
+    Ok(if limit > 0 && limit < ds.n {
+        ds.subset(&(0..limit).collect::<Vec<_>>())
+    } else {
+        ds
+    })
 }
 
 pub fn model_config(cfg: &TrainConfig, ds: &Dataset) -> ModelConfig {
@@ -74,6 +89,7 @@ pub fn model_config(cfg: &TrainConfig, ds: &Dataset) -> ModelConfig {
         input: [ds.channels, ds.height, ds.width],
         batch: cfg.batch,
         fuse_residual_relu: cfg.fuse_residual_relu,
+        bn_momentum: cfg.bn_momentum,
     }
 }
 
@@ -105,7 +121,10 @@ pub fn evaluate(exec: &mut GpuExecutor, batcher: &Batcher) -> Result<(f64, f64)>
         correct += c as u64;
         count += batch.len;
     }
-    Ok((loss_sum / count.max(1) as f64, correct as f64 / count.max(1) as f64))
+    Ok((
+        loss_sum / count.max(1) as f64,
+        correct as f64 / count.max(1) as f64,
+    ))
 }
 
 pub fn checkpoint_path(out: &Path) -> PathBuf {
@@ -113,12 +132,23 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 }
 
 /// Trains as `cfg` says, writing into `out`; with `resume`, continues from the checkpoint there.
-pub fn train(gpu: &Gpu, cfg: &TrainConfig, out: &Path, resume: bool, show_progress: bool) -> Result<Summary> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create run directory {}", out.display()))?;
+pub fn train(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    show_progress: bool,
+) -> Result<Summary> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create run directory {}", out.display()))?;
     let train_ds = Arc::new(load_split(cfg, Split::Train, cfg.train_limit)?);
     let test_ds = Arc::new(load_split(cfg, Split::Test, cfg.test_limit)?);
     if train_ds.n < cfg.batch {
-        bail!("the training set has {} images, fewer than one batch of {}: lower --batch", train_ds.n, cfg.batch);
+        bail!(
+            "the training set has {} images, fewer than one batch of {}: lower --batch",
+            train_ds.n,
+            cfg.batch
+        );
     }
     let model = model_config(cfg, &train_ds);
     let graph = build_training(&model)?;
@@ -130,7 +160,8 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, out: &Path, resume: bool, show_progre
     let start_epoch = if resume {
         let ck = Checkpoint::load(&ckpt)?;
         let saved: TrainConfig = serde_json::from_str(ck.meta("config")?)?;
-        if saved.preset != cfg.preset || saved.residual != cfg.residual || saved.batch != cfg.batch {
+        if saved.preset != cfg.preset || saved.residual != cfg.residual || saved.batch != cfg.batch
+        {
             bail!("{} was written for another model, mode or batch size: resume with the run's own config", ckpt.display());
         }
         exec.import_state(&|name| Ok(ck.get(name)?.to_vec()))?;
@@ -142,7 +173,10 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, out: &Path, resume: bool, show_progre
         }
         0
     };
-    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&json_config(cfg, &model, gpu))?)?;
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_string_pretty(&json_config(cfg, &model, gpu))?,
+    )?;
 
     let names: Vec<String> = exec
         .graph
@@ -150,16 +184,28 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, out: &Path, resume: bool, show_progre
         .iter()
         .flat_map(|(name, w)| {
             let n = exec.graph.tensor(*w).len();
-            (0..n).map(move |c| if n == 1 { name.clone() } else { format!("{name}[{c}]") })
+            (0..n).map(move |c| {
+                if n == 1 {
+                    name.clone()
+                } else {
+                    format!("{name}[{c}]")
+                }
+            })
         })
         .collect();
     let keep = resume.then_some(start_epoch);
-    let mut epochs: Vec<EpochMetrics> =
-        if resume { logs::read_metrics(&out.join("metrics.csv")).unwrap_or_default() } else { Vec::new() };
+    let mut epochs: Vec<EpochMetrics> = if resume {
+        logs::read_metrics(&out.join("metrics.csv")).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     epochs.truncate(start_epoch);
     let mut metrics_log = CsvLog::open(&out.join("metrics.csv"), METRICS_HEADER, keep)?;
-    let mut weights_log =
-        CsvLog::open(&out.join("weights.csv"), &format!("step,epoch,{}", names.join(",")), resume.then_some(exec.step as usize))?;
+    let mut weights_log = CsvLog::open(
+        &out.join("weights.csv"),
+        &format!("step,epoch,{}", names.join(",")),
+        resume.then_some(exec.step as usize),
+    )?;
 
     let steps_per_epoch = train_batches.batches_per_epoch();
     let mut last_w = Vec::new();
@@ -167,7 +213,9 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, out: &Path, resume: bool, show_progre
         let bar = progress(show_progress, steps_per_epoch, epoch, cfg.epochs);
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0u64);
-        let mut on_reports = |reports: Vec<crate::graph::gpu_exec::StepReport>, bar: &ProgressBar| -> Result<()> {
+        let mut on_reports = |reports: Vec<crate::graph::gpu_exec::StepReport>,
+                              bar: &ProgressBar|
+         -> Result<()> {
             for r in reports {
                 if !r.loss.is_finite() {
                     bail!(
@@ -227,7 +275,11 @@ pub fn train(gpu: &Gpu, cfg: &TrainConfig, out: &Path, resume: bool, show_progre
         epochs.push(m);
     }
     let final_w = split_w(&exec, &last_w);
-    Ok(Summary { epochs, steps: exec.step, final_w })
+    Ok(Summary {
+        epochs,
+        steps: exec.step,
+        final_w,
+    })
 }
 
 fn split_w(exec: &GpuExecutor, flat: &[f32]) -> Vec<(String, Vec<f32>)> {
@@ -237,7 +289,10 @@ fn split_w(exec: &GpuExecutor, flat: &[f32]) -> Vec<(String, Vec<f32>)> {
         .iter()
         .map(|(name, w)| {
             let n = exec.graph.tensor(*w).len();
-            let v = flat.get(at..at + n).map(<[f32]>::to_vec).unwrap_or_default();
+            let v = flat
+                .get(at..at + n)
+                .map(<[f32]>::to_vec)
+                .unwrap_or_default();
             at += n;
             (name.clone(), v)
         })
