@@ -99,13 +99,7 @@ pub fn build_training(cfg: &ModelConfig) -> Result<Graph> {
     Ok(g)
 }
 
-/// TF/Keras 'same' padding of one dimension: output ceil(in / stride); the odd pixel of padding
-/// goes after (bottom/right).
-pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
-    let out = input.div_ceil(stride);
-    let total = ((out - 1) * stride + kernel).saturating_sub(input);
-    (total / 2, total - total / 2)
-}
+pub use crate::ops::conv2d::same_padding;
 
 fn out_size(input: usize, kernel: usize, stride: usize, before: usize, after: usize) -> usize {
     (input + before + after - kernel) / stride + 1

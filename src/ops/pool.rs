@@ -57,13 +57,8 @@ pub struct Padding {
     pub right: usize,
 }
 
-/// TF/Keras `padding='same'` along one dimension: `(before, after)` so that
-/// `out = ceil(input / stride)`; the odd cell, if any, goes after.
-pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
-    let out = input.div_ceil(stride);
-    let total = ((out - 1) * stride + kernel).saturating_sub(input);
-    (total / 2, total - total / 2)
-}
+/// Keras/TF 'same' padding along one axis: the convolution's rule, shared.
+pub use super::conv2d::same_padding;
 
 /// Max pool over x: [batch, channels, height, width].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
