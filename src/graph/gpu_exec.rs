@@ -22,6 +22,14 @@ pub struct StepReport {
     pub w: Vec<f32>,
 }
 
+/// A named host copy of a GPU tensor (what checkpoints store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
 struct Pending {
     step: u64,
     staging: wgpu::Buffer,
@@ -314,21 +322,25 @@ impl<'g> GpuExecutor<'g> {
     }
 
     /// Parameters, BN running statistics and optimizer state by name (for checkpoints).
-    pub fn export_state(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn export_state(&self) -> Result<Vec<NamedTensor>> {
         let mut out = Vec::new();
         for (i, t) in self.graph.tensors.iter().enumerate() {
             if matches!(t.role, Role::Param | Role::State) {
-                out.push((t.name.clone(), t.shape.clone(), self.read(TensorId(i))?));
+                out.push(NamedTensor {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    values: self.read(TensorId(i))?,
+                });
             }
         }
         for ((p, _), state) in self.graph.grads.iter().zip(&self.optim_state) {
             let t = self.graph.tensor(*p);
             for (k, b) in state.iter().enumerate() {
-                out.push((
-                    format!("{}.opt{k}", t.name),
-                    t.shape.clone(),
-                    self.gpu.download(b, t.len())?,
-                ));
+                out.push(NamedTensor {
+                    name: format!("{}.opt{k}", t.name),
+                    shape: t.shape.clone(),
+                    values: self.gpu.download(b, t.len())?,
+                });
             }
         }
         Ok(out)

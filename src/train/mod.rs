@@ -301,8 +301,8 @@ fn split_w(exec: &GpuExecutor, flat: &[f32]) -> Vec<(String, Vec<f32>)> {
 
 fn save_checkpoint(exec: &GpuExecutor, cfg: &TrainConfig, epoch: usize, path: &Path) -> Result<()> {
     let mut ck = Checkpoint::default();
-    for (name, shape, values) in exec.export_state()? {
-        ck.insert(name, &shape, values);
+    for t in exec.export_state()? {
+        ck.insert(t.name, &t.shape, t.values);
     }
     ck.meta.insert("epoch".into(), epoch.to_string());
     ck.meta.insert("step".into(), exec.step.to_string());
