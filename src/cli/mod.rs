@@ -1,7 +1,12 @@
 //! The command line: one file per subcommand.
 
+pub mod bench;
 pub mod check_grads;
+pub mod compare;
 pub mod devices;
+pub mod eval;
+pub mod predict;
+pub mod profile;
 pub mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +50,16 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// Train a model (default: the paper's AdaResNet on the shipped MNIST subset)
     Train(Box<train::TrainArgs>),
+    /// Evaluate a run's checkpoint on a dataset split
+    Eval(eval::EvalArgs),
+    /// Classify images with a run's checkpoint: top classes with probabilities
+    Predict(predict::PredictArgs),
+    /// Time every dispatch of a training step with GPU timestamps, per kernel and per layer
+    Profile(profile::ProfileArgs),
+    /// Training and inference throughput, memory plan and GFLOP/s, median of repetitions
+    Bench(bench::BenchArgs),
+    /// Reproduce the paper's comparison: several residual modes and seeds, a report with plots
+    Compare(compare::CompareArgs),
     /// Run every op's GPU forward and backward against the f64 CPU reference and print a table
     CheckGrads(check_grads::CheckGradsArgs),
 }
@@ -53,6 +68,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(a) => devices::run(a),
         Command::Train(a) => train::run(*a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Profile(a) => profile::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Compare(a) => compare::run(a),
         Command::CheckGrads(a) => check_grads::run(a),
     }
 }
