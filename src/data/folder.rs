@@ -162,8 +162,8 @@ fn load_classes(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
     })
 }
 
-/// One file as CHW bytes of the requested color mode and size.
-fn decode(path: &Path, opts: &FolderOptions) -> Result<Vec<u8>> {
+/// One image file as CHW bytes of the requested color mode and size (also what `predict` reads).
+pub fn decode(path: &Path, opts: &FolderOptions) -> Result<Vec<u8>> {
     let bad = |reason: String| DataError::Decode {
         path: path.to_path_buf(),
         reason: one_line(reason),

@@ -2,7 +2,10 @@
 //! atomic checkpoints at epoch ends, exact resume.
 
 pub mod checkpoint;
+pub mod infer;
 pub mod logs;
+
+pub use infer::RunInfo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{self, Augment, BatchConfig, Batcher, Dataset, DatasetKind, Split};
+use crate::data::{self, Augment, BatchConfig, Batcher, ChannelStats, Dataset, DatasetKind, Split};
 use crate::gpu::Gpu;
 use crate::graph::gpu_exec::GpuExecutor;
 use crate::graph::init;
@@ -93,11 +96,11 @@ pub fn model_config(cfg: &TrainConfig, ds: &Dataset) -> ModelConfig {
     }
 }
 
-fn batch_config(cfg: &TrainConfig, train: &Dataset, shuffle: bool) -> BatchConfig {
+pub fn batch_config(cfg: &TrainConfig, stats: Option<ChannelStats>, shuffle: bool) -> BatchConfig {
     BatchConfig {
         shuffle,
         drop_last: shuffle, // training keeps BN batch statistics over full batches
-        normalize: cfg.normalize.then(|| train.channel_stats()),
+        normalize: stats,
         augment: (cfg.augment && shuffle).then(Augment::default),
         ..BatchConfig::new(cfg.batch, cfg.seed)
     }
@@ -153,8 +156,11 @@ pub fn train(
     let model = model_config(cfg, &train_ds);
     let graph = build_training(&model)?;
     let mut exec = GpuExecutor::new(gpu, graph, Some(cfg.optimizer()?))?;
-    let train_batches = Batcher::new(train_ds.clone(), batch_config(cfg, &train_ds, true))?;
-    let test_batches = Batcher::new(test_ds.clone(), batch_config(cfg, &train_ds, false))?;
+    // Normalisation statistics come from the training set alone and are saved with the run, so
+    // `eval` and `predict` normalise exactly as training did.
+    let stats = cfg.normalize.then(|| train_ds.channel_stats());
+    let train_batches = Batcher::new(train_ds.clone(), batch_config(cfg, stats.clone(), true))?;
+    let test_batches = Batcher::new(test_ds.clone(), batch_config(cfg, stats.clone(), false))?;
 
     let ckpt = checkpoint_path(out);
     let start_epoch = if resume {
@@ -173,10 +179,13 @@ pub fn train(
         }
         0
     };
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_string_pretty(&json_config(cfg, &model, gpu))?,
-    )?;
+    let run = RunInfo {
+        train: cfg.clone(),
+        model: model.clone(),
+        class_names: train_ds.class_names.clone(),
+        normalize: stats.map(Into::into),
+    };
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&json_config(&run, gpu)?)?)?;
 
     let names: Vec<String> = exec
         .graph
@@ -313,13 +322,11 @@ fn save_checkpoint(exec: &GpuExecutor, cfg: &TrainConfig, epoch: usize, path: &P
     ck.save(path)
 }
 
-fn json_config(cfg: &TrainConfig, model: &ModelConfig, gpu: &Gpu) -> serde_json::Value {
-    serde_json::json!({
-        "train": cfg,
-        "model": model,
-        "adapter": gpu.describe(),
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
-    })
+fn json_config(run: &RunInfo, gpu: &Gpu) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(run)?;
+    v["adapter"] = gpu.describe().into();
+    v["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
+    Ok(v)
 }
 
 fn progress(show: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
