@@ -172,3 +172,38 @@ fn nan_loss_stops_the_run_and_keeps_the_checkpoint() {
         "the last good checkpoint must survive"
     );
 }
+
+/// `train --dataset cifar10` on files in the official binary layout (label byte + 3072
+/// pixel bytes per record, data_batch_1..5.bin and test_batch.bin): the whole path from the
+/// reader to a checkpoint, on 3x32x32 input.
+#[test]
+fn trains_on_cifar10_binary_files() {
+    let gpu = common::gpu();
+    let dir = run_dir("cifar-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = |i: usize| -> Vec<u8> {
+        let mut r = vec![(i % 10) as u8];
+        r.extend((0..3072).map(|p| ((p * 31 + i * 17) % 256) as u8));
+        r
+    };
+    for (file, first, count) in [
+        ("data_batch_1.bin", 0, 16),
+        ("data_batch_2.bin", 16, 16),
+        ("data_batch_3.bin", 32, 16),
+        ("data_batch_4.bin", 48, 16),
+        ("data_batch_5.bin", 64, 16),
+        ("test_batch.bin", 80, 20),
+    ] {
+        let bytes: Vec<u8> = (first..first + count).flat_map(record).collect();
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    let cfg = TrainConfig { dataset: "cifar10".into(), data: dir, train_limit: 0, test_limit: 0, ..config(ResidualMode::Ada2, 1, 0) };
+    let out = run_dir("cifar-run");
+    let s = train(&gpu, &cfg, &out, false, false).unwrap();
+    // 80 training records at batch 32 (last partial batch dropped): two steps.
+    assert_eq!(s.steps, 2);
+    assert!(s.epochs[0].train_loss.is_finite() && s.epochs[0].test_loss.is_finite());
+    let info = adaresnet::train::RunInfo::load(&out).unwrap();
+    assert_eq!(info.model.input, [3, 32, 32]);
+    assert_eq!(info.class_names[0], "airplane");
+}
