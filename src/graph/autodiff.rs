@@ -101,14 +101,14 @@ pub fn differentiate(g: &mut Graph) {
                 add_grad(g, &mut grads, inp[0], d[0]);
             }
             Op::Residual(a) => {
-                let dy = dy.unwrap();
-                let d = emit(
-                    g,
-                    Op::ResidualBackwardInput(a),
-                    name,
-                    &[dy, out[0], inp[2]],
-                    &[("dtfd", inp[0]), ("dipd", inp[1])],
-                );
+                // The output is only needed (as the ReLU mask) when fused; not naming it
+                // otherwise lets the memory plan free it right after the forward pass.
+                let mut ins = vec![dy.unwrap(), inp[2]];
+                if a.fuse_relu {
+                    ins.push(out[0]);
+                }
+                let outs = [("dtfd", inp[0]), ("dipd", inp[1])];
+                let d = emit(g, Op::ResidualBackwardInput(a), name, &ins, &outs);
                 if g.tensor(inp[2]).trainable {
                     residual_weight_grad(g, a, name, d[0], inp[1], inp[2]);
                 }

@@ -127,8 +127,9 @@ impl CpuExecutor {
             Op::ResidualBackwardInput(a) => {
                 let s = shapes::residual(g, a, i[0]);
                 // The twin returns dw too; the weight node below recomputes it on its own inputs.
+                let y = if a.fuse_relu { v(2) } else { v(0) }; // read only when fused
                 let (dtfd, dipd, _) =
-                    residual::cpu::backward(v(0), v(1), &vec![0.0; s.len()], v(2), s);
+                    residual::cpu::backward(v(0), y, &vec![0.0; s.len()], v(1), s);
                 vec![dtfd, dipd]
             }
             Op::ResidualBackwardWeight(a) => {

@@ -124,10 +124,12 @@ pub fn lower_node(
         )],
         Op::ResidualBackwardInput(a) => {
             let s = shapes::residual(g, a, i[0]);
+            // Unfused, the kernel reads no `y`; dy stands in for the unused argument.
+            let y = if a.fuse_relu { b(2) } else { b(0) };
             vec![residual::backward_input(
                 &b(0),
+                &y,
                 &b(1),
-                &b(2),
                 &out(0),
                 &out(1),
                 s,

@@ -65,7 +65,7 @@ pub enum Op {
     BatchNormBackward(BnAttrs),
     /// [y, dy] -> [dx] (y > 0 exactly where x > 0, so the output serves as the mask)
     ReluBackward,
-    /// [dy, y, w] -> [dtfd, dipd] (y is read only when fused)
+    /// [dy, w, y (only when fused: the ReLU mask)] -> [dtfd, dipd]
     ResidualBackwardInput(ResidualAttrs),
     /// [g (= dtfd), ipd] -> [dw, partials]
     ResidualBackwardWeight(ResidualAttrs),
