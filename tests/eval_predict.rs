@@ -70,6 +70,6 @@ fn eval_and_predict_match_training() {
     // A file that is not an image is a one-line error naming it.
     let bad = dir.join("broken.png");
     std::fs::write(&bad, b"not a png").unwrap();
-    let err = predict(&gpu, &out, &info, &[bad.clone()]).unwrap_err().to_string();
+    let err = predict(&gpu, &out, &info, std::slice::from_ref(&bad)).unwrap_err().to_string();
     assert!(err.contains("broken.png") && !err.contains('\n'), "{err}");
 }

@@ -3,6 +3,7 @@
 pub mod device;
 pub mod dispatch;
 pub mod kernels;
+pub mod profiler;
 
 use anyhow::{anyhow, Context, Result};
 

@@ -156,6 +156,21 @@ impl<'g> GpuExecutor<'g> {
         &self.eval
     }
 
+    /// The pass of each training-program dispatch, in program order: its node's `Op::pass()`,
+    /// or `"optimizer"` for the updates appended after all nodes (for profiles; dispatch
+    /// labels name the layer, which forward and backward nodes share).
+    pub fn train_dispatch_passes(&self) -> Vec<&'static str> {
+        let buf = |t: TensorId| self.buffers[t.0].clone();
+        let mut passes: Vec<&'static str> = Vec::new();
+        for n in &self.graph.nodes {
+            let count = lower_node(&self.graph, n, &buf, false).len();
+            passes.extend(std::iter::repeat_n(n.op.pass(), count));
+        }
+        let len = self.train.as_ref().map_or(0, Program::len);
+        passes.resize(len.max(passes.len()), "optimizer");
+        passes
+    }
+
     pub fn write(&self, t: TensorId, values: &[f32]) -> Result<()> {
         let want = self.graph.tensor(t).len();
         if values.len() != want {
@@ -199,6 +214,18 @@ impl<'g> GpuExecutor<'g> {
     /// Records forward, backward and every optimizer update in one encoder and submits it;
     /// returns the reports of earlier steps whose readback has completed.
     pub fn train_step(&mut self) -> Result<Vec<StepReport>> {
+        self.train_step_with(|train, enc| {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            train.record(&mut pass);
+        })
+    }
+
+    /// `train_step` with the training program recorded by `record` into the step's encoder:
+    /// the profiler's way in (timestamps around dispatches, query resolves after them).
+    pub fn train_step_with(
+        &mut self,
+        record: impl FnOnce(&Program, &mut wgpu::CommandEncoder),
+    ) -> Result<Vec<StepReport>> {
         let Some(train) = &self.train else {
             bail!("this executor was built for evaluation only");
         };
@@ -213,10 +240,7 @@ impl<'g> GpuExecutor<'g> {
             }
         }
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            train.record(&mut pass);
-        }
+        record(train, &mut enc);
         let staging = self.copy_metrics(&mut enc);
         self.gpu.queue.submit([enc.finish()]);
         self.begin_readback(staging);
