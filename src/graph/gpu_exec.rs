@@ -50,6 +50,7 @@ pub struct GpuExecutor<'g> {
     eval: Program,
     pub step: u64,
     pending: VecDeque<Pending>,
+    spare_staging: Vec<wgpu::Buffer>,
     readback_bytes: u64,
 }
 
@@ -140,6 +141,7 @@ impl<'g> GpuExecutor<'g> {
             eval,
             step: 0,
             pending: VecDeque::new(),
+            spare_staging: Vec::new(),
             readback_bytes,
         })
     }
@@ -258,6 +260,7 @@ impl<'g> GpuExecutor<'g> {
         let staging = self.copy_metrics(&mut enc);
         self.gpu.queue.submit([enc.finish()]);
         let m: Vec<f32> = self.gpu.read_mapped(&staging, 8)?;
+        self.spare_staging.push(staging);
         Ok((m[0], m[1] as u32))
     }
 
@@ -266,13 +269,16 @@ impl<'g> GpuExecutor<'g> {
         self.collect(0)
     }
 
-    /// Copies metrics and every block's `w` into a fresh staging buffer.
-    fn copy_metrics(&self, enc: &mut wgpu::CommandEncoder) -> wgpu::Buffer {
-        let staging = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("step readback"),
-            size: self.readback_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+    /// Copies metrics and every block's `w` into a staging buffer: a spare one when a finished
+    /// readback returned it, so steady-state steps allocate nothing.
+    fn copy_metrics(&mut self, enc: &mut wgpu::CommandEncoder) -> wgpu::Buffer {
+        let staging = self.spare_staging.pop().unwrap_or_else(|| {
+            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("step readback"),
+                size: self.readback_bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
         });
         let metrics = self.graph.metrics.expect("graph has metrics");
         enc.copy_buffer_to_buffer(&self.buffers[metrics.0], 0, &staging, 0, 8);
@@ -335,6 +341,7 @@ impl<'g> GpuExecutor<'g> {
                 bytemuck::cast_slice(&view).to_vec()
             };
             p.staging.unmap();
+            self.spare_staging.push(p.staging);
             out.push(StepReport {
                 step: p.step,
                 loss: values[0],
