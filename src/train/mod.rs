@@ -2,8 +2,11 @@
 //! atomic checkpoints at epoch ends, exact resume.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod infer;
 pub mod logs;
+pub mod plots;
+pub mod report;
 
 pub use infer::RunInfo;
 
