@@ -4,7 +4,9 @@
 mod common;
 use adaresnet::check::conv2d::check_conv2d;
 use adaresnet::ops::compare::{assert_close, Tol};
-use adaresnet::ops::conv2d::{self, cpu, same_padding, Conv2dShape, Padding};
+use adaresnet::ops::conv2d::{
+    self, cpu, same_padding, tap_window, Conv2dShape, Padding, Tiling, Tilings,
+};
 use common::*;
 
 fn same(x: [usize; 4], cout: usize, k: usize, s: usize, bias: bool) -> Conv2dShape {
@@ -58,70 +60,163 @@ fn conv2d_matches_reference() {
     }
 }
 
-/// Past 65535 * 64 output (and input) positions the column tiles fold into a second grid
-/// dimension. Only the two kernels with folded grids run: with Cout = K = 1 the weight
-/// gradient fills 1/4096 of each tile and would cost lavapipe ~10 s for nothing new.
+/// Every kernel path against the f64 twin: each narrow tiling of each pass and the square
+/// kernels (the geometry would pick only some of them for these shapes), on odd sizes,
+/// unequal strides, strides larger than the kernel (stride phases that no tap reaches),
+/// kernels mostly over padding (tap windows; the weight gradient's zeros outside them) and a
+/// split-K weight gradient.
+#[test]
+fn conv2d_every_tiling_matches_reference() {
+    let gpu = gpu();
+    let pad = |top, bottom, left, right| Padding {
+        top,
+        bottom,
+        left,
+        right,
+    };
+    let shapes = [
+        // Odd sizes, stride 1, Cout 5 and Cin 3 far below every tile.
+        same([2, 3, 9, 11], 5, 3, 1, true),
+        // Stride 2 'same' on an even input: padding only after, 4 phases of 2x2 / 1x2 taps.
+        same([2, 4, 10, 9], 6, 3, 2, false),
+        // 3x5 kernel, strides (2, 3), padding on every side: some W phases get 1 tap, some 2.
+        Conv2dShape::new([2, 3, 10, 9], 4, (3, 5), (2, 3), pad(2, 0, 1, 3), true).unwrap(),
+        // 1x1 stride 2: three of the four phases receive no tap (dx is zero there).
+        valid([2, 5, 7, 7], 6, 1, 2, false),
+        // Stride 3 over a 2x2 kernel: phase 2 of each axis receives no tap.
+        valid([1, 2, 8, 7], 3, 2, 3, true),
+        // 3x3 on a 1x1 map: only the centre tap reaches the image.
+        same([3, 8, 1, 1], 7, 3, 1, true),
+        // 2x2 -> 1x1 with stride 2: 2 of 3 taps per axis; the third writes dw zeros.
+        same([2, 6, 2, 2], 5, 3, 2, false),
+        // 1024 positions: the weight gradient splits into two slices.
+        same([4, 3, 16, 16], 8, 3, 1, true),
+    ];
+    let gemm: Vec<Tiling> = Tiling::narrow_options(1).chain([Tiling::Square]).collect();
+    let dw: Vec<Tiling> = Tiling::narrow_options(16).chain([Tiling::Square]).collect();
+    assert_eq!((gemm.len(), dw.len()), (6, 16), "tilings to cover");
+    let mut split_dw = false;
+    for (i, s) in shapes.iter().enumerate() {
+        for (j, &w) in dw.iter().enumerate() {
+            let t = Tilings {
+                forward: Some(gemm[j % gemm.len()]),
+                backward_input: Some(gemm[(j + 3) % gemm.len()]),
+                backward_weight: Some(w),
+                fold_past: None,
+            };
+            let s = s.with_tilings(t).unwrap();
+            split_dw |= s.geometry().splits > 1 && w != Tiling::Square;
+            check_conv2d(&gpu, &s, (100 * i + j) as u64)
+                .unwrap()
+                .assert_ok();
+        }
+    }
+    assert!(split_dw, "a narrow weight gradient must run split-K");
+}
+
+/// Past 65535 column tiles the column tiles fold into the third grid dimension (tile =
+/// wid.z * nwg.x + wid.x; dx's stride phases interleave: z = fold * phases + phase). Folding
+/// early (`fold_past`) runs every kernel's folded grid on small tensors.
+#[test]
+fn conv2d_folded_grids_match_reference() {
+    let gpu = gpu();
+    // 3 to 4 column tiles of 64 for each pass, folded in twos (with a spare tile).
+    let shapes = [
+        same([2, 3, 24, 20], 5, 3, 2, true),
+        same([2, 4, 9, 9], 70, 3, 1, false),
+    ];
+    let tilings = [Tiling::Narrow { rows: 8, ksplit: 1 }, Tiling::Square];
+    for (i, s) in shapes.iter().enumerate() {
+        for (j, &t) in tilings.iter().enumerate() {
+            let s = s
+                .with_tilings(Tilings {
+                    forward: Some(t),
+                    backward_input: Some(t),
+                    backward_weight: None,
+                    fold_past: Some(2),
+                })
+                .unwrap();
+            let g = s.geometry();
+            let phases = if t == Tiling::Square { 1 } else { s.sh * s.sw };
+            assert!(g.forward.groups[2] > 1 && g.backward_input.groups[2] as usize > phases);
+            check_conv2d(&gpu, &s, (10 * i + j) as u64)
+                .unwrap()
+                .assert_ok();
+        }
+    }
+}
+
+/// The real fold, past 65535 workgroups, once: the narrow forward of a 1x1 convolution over
+/// a 1025x1024 image in 256x16 tiles (one product plus the bias per element).
 #[test]
 fn conv2d_large_grid_folds() {
     let gpu = gpu();
-    let s = valid([1, 1, 2050, 2050], 1, 1, 1, true);
+    let s = valid([1, 1, 1025, 1024], 1, 1, 1, true)
+        .with_tilings(Tilings {
+            forward: Some(Tiling::Narrow {
+                rows: 32,
+                ksplit: 1,
+            }),
+            ..Tilings::default()
+        })
+        .unwrap();
     let g = s.geometry();
-    assert!(
-        g.forward_groups[2] > 1 && g.backward_input_groups[2] > 1,
-        "shape must exercise the fold: {g:?}"
-    );
+    assert!(g.forward.groups[2] > 1, "shape must fold: {g:?}");
     let mut r = rng(7);
-    let (x, w, b, dy) = (
+    let (x, w, b) = (
         uniform(&mut r, s.input_len()),
         uniform(&mut r, 1),
         uniform(&mut r, 1),
-        uniform(&mut r, s.output_len()),
     );
     let up = |name, v: &[f64]| gpu.upload(name, &to_f32(v));
-    let (xb, wb, bb, dyb) = (up("x", &x), up("w", &w), up("b", &b), up("dy", &dy));
-    let (yb, dxb) = (
-        gpu.zeros("y", s.output_len()),
-        gpu.zeros("dx", s.input_len()),
-    );
-    gpu.run_dispatches(vec![
-        conv2d::forward(&xb, &wb, Some(&bb), &yb, &s),
-        conv2d::backward_input(&dyb, &wb, &dxb, &s),
-    ])
-    .unwrap();
-    // One product plus the bias per element: a couple of f32 roundings.
+    let (xb, wb, bb) = (up("x", &x), up("w", &w), up("b", &b));
+    let yb = gpu.zeros("y", s.output_len());
+    gpu.run_dispatches(vec![conv2d::forward(&xb, &wb, Some(&bb), &yb, &s)])
+        .unwrap();
     assert_close(
         "y",
         &gpu.download(&yb, s.output_len()).unwrap(),
         &cpu::forward(&x, &w, Some(&b), &s),
         Tol::sum_of(2, 1.0),
     );
-    assert_close(
-        "dx",
-        &gpu.download(&dxb, s.input_len()).unwrap(),
-        &cpu::backward_input(&dy, &w, &s),
-        Tol::sum_of(1, 1.0),
-    );
 }
 
 /// Two runs of the same check give bit-identical outputs (no atomics, fixed summation order),
-/// including the split-K weight gradient.
+/// including the split-K weight gradient, for the narrow kernels the geometry picks here
+/// (whose weight gradient also sums thread groups) and for the square ones.
 #[test]
 fn conv2d_is_deterministic() {
     let gpu = gpu();
-    let s = same([8, 3, 32, 32], 16, 3, 1, true);
-    assert!(s.geometry().splits > 1);
-    let (a, b) = (
-        check_conv2d(&gpu, &s, 9).unwrap(),
-        check_conv2d(&gpu, &s, 9).unwrap(),
+    let auto = same([8, 3, 32, 32], 16, 3, 1, true);
+    let g = auto.geometry();
+    assert!(g.splits > 1);
+    assert!(
+        matches!(g.backward_weight.tiling, Tiling::Narrow { ksplit, .. } if ksplit > 1),
+        "{g:?}"
     );
-    for (oa, ob) in a.outputs.iter().zip(&b.outputs) {
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(
-            bits(&oa.gpu),
-            bits(&ob.gpu),
-            "{} differs between runs",
-            oa.name
+    let square = auto
+        .with_tilings(Tilings {
+            forward: Some(Tiling::Square),
+            backward_input: Some(Tiling::Square),
+            backward_weight: Some(Tiling::Square),
+            fold_past: None,
+        })
+        .unwrap();
+    assert!(square.geometry().splits > 1);
+    for s in [auto, square] {
+        let (a, b) = (
+            check_conv2d(&gpu, &s, 9).unwrap(),
+            check_conv2d(&gpu, &s, 9).unwrap(),
         );
+        for (oa, ob) in a.outputs.iter().zip(&b.outputs) {
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&oa.gpu),
+                bits(&ob.gpu),
+                "{} differs between runs",
+                oa.name
+            );
+        }
     }
 }
 
@@ -246,6 +341,50 @@ fn same_padding_shapes_and_flops_by_hand() {
     assert_eq!(
         stem.backward_weight_cost().flops,
         884_736 + (splits - 1) * 432
+    );
+
+    // Tap windows: a 3x3 'same' kernel on a 1x1 map reaches it only with its centre tap; on
+    // 2x2 -> 1x1 with stride 2 (padding (0, 1)) with its first two.
+    assert_eq!(tap_window(1, 3, 1, 1, 1), (1, 1));
+    assert_eq!(tap_window(2, 3, 2, 0, 1), (0, 2));
+    assert_eq!(tap_window(28, 3, 1, 1, 28), (0, 3));
+    assert_eq!(
+        same([1, 4, 1, 1], 4, 3, 1, false).geometry().window,
+        [(1, 1); 2]
+    );
+
+    // Tilings: Cout 16 over many positions takes the 16-row narrow tile, a 3x3 kernel on a 1x1
+    // map the narrow kernels (which skip its padding taps), strided dx the phase-split one;
+    // a wide stride-1 layer keeps the square kernels.
+    let narrow = |rows, ksplit| Tiling::Narrow { rows, ksplit };
+    let g = same([32, 16, 28, 28], 16, 3, 1, false).geometry();
+    assert_eq!(
+        (g.forward.tiling, g.backward_input.tiling),
+        (narrow(2, 1), narrow(2, 1))
+    );
+    let g = same([32, 512, 1, 1], 512, 3, 1, false).geometry();
+    assert!([
+        g.forward.tiling,
+        g.backward_input.tiling,
+        g.backward_weight.tiling
+    ]
+    .iter()
+    .all(|&t| t != Tiling::Square));
+    assert_ne!(
+        same([32, 64, 14, 14], 64, 3, 2, false)
+            .geometry()
+            .backward_input
+            .tiling,
+        Tiling::Square
+    );
+    let g = same([32, 64, 7, 7], 64, 3, 1, false).geometry();
+    assert_eq!(
+        [
+            g.forward.tiling,
+            g.backward_input.tiling,
+            g.backward_weight.tiling
+        ],
+        [Tiling::Square; 3]
     );
 
     let valid7 = valid([1, 1, 28, 28], 4, 7, 2, false);

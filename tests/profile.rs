@@ -201,7 +201,7 @@ fn cost(exec: &GpuExecutor, label: &str, entry: &str) -> (u64, u64) {
         .unwrap()
         .dispatches
         .iter()
-        .find(|d| d.label == label && d.entry == entry)
+        .find(|d| d.label == label && d.entry.starts_with(entry))
         .unwrap_or_else(|| panic!("no {entry} dispatch in layer {label}"));
     (d.cost.flops, d.cost.bytes)
 }

@@ -31,6 +31,11 @@ pub fn check_conv2d(gpu: &Gpu, s: &Conv2dShape, seed: u64) -> Result<OpCheck> {
             },
             "bias": s.has_bias,
             "dw_splits": g.splits,
+            "tilings": [
+                format!("{:?}", g.forward.tiling),
+                format!("{:?}", g.backward_input.tiling),
+                format!("{:?}", g.backward_weight.tiling),
+            ],
         }),
     );
     let mut inp = Inputs::new(gpu, seed);

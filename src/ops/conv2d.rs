@@ -1,16 +1,27 @@
 //! 2-D convolution (NCHW, f32) with optional bias, and its gradients with respect to the
-//! input, the weight and the bias. The kernels are implicit GEMMs (see `shaders/conv2d.wgsl`);
-//! the shape rules, launch geometry and costs all come from [`Conv2dShape::geometry`].
+//! input, the weight and the bias. The kernels are implicit GEMMs (see `shaders/conv2d.wgsl`)
+//! in two families: square 64x64 tiles for wide layers, and `_narrow` tiles (16x256 to
+//! 256x16, skipping padding-only taps, dx split by stride phase) for the rest; the shape
+//! rules, the choice between them, launch geometry and costs all come from
+//! [`Conv2dShape::geometry`].
 
 use anyhow::{bail, Result};
 
 use crate::gpu::{groups_1d, Cost, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-/// Output tile edge of the GEMM kernels (must match `TILE` in conv2d.wgsl).
+/// Output tile edge of the square GEMM kernels (must match `TILE` in conv2d.wgsl).
 pub const TILE: usize = 64;
-/// Reduction chunk of the GEMM kernels (must match `KC` in conv2d.wgsl).
+/// Reduction chunk of the square GEMM kernels (must match `KC` in conv2d.wgsl).
 pub const CHUNK: usize = 16;
+/// Workgroup of the `_narrow` kernels: 64 threads, each an 8x8 micro-tile.
+pub const NARROW_WORKGROUP: [u32; 3] = [64, 1, 1];
+const NARROW_THREADS: usize = 64;
+const MICRO: usize = 8;
+/// Reduction steps per chunk and thread group of the `_narrow` kernels (`NKC` in conv2d.wgsl).
+pub const NARROW_CHUNK: usize = 8;
+/// Quads (vec4) of workgroup memory the `_narrow` kernels stage a chunk in (`stage`).
+const NARROW_STAGE_QUADS: usize = 1024;
 pub const UNIFORMS: &[(&str, &str, usize)] = &[(
     "conv2d",
     "Conv2dParams",
@@ -22,14 +33,17 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("conv2d_backward_weight", WORKGROUP),
     ("conv2d_backward_weight_sum", WORKGROUP),
     ("conv2d_backward_bias", WORKGROUP),
+    ("conv2d_forward_narrow", NARROW_WORKGROUP),
+    ("conv2d_backward_input_narrow", NARROW_WORKGROUP),
+    ("conv2d_backward_weight_narrow", NARROW_WORKGROUP),
 ];
 
 /// Split-K for `dw`: aim for this many workgroups so a GPU's cores (or lavapipe's threads)
 /// all have work when the weight is small but the batch large (early layers).
 const DW_TARGET_GROUPS: usize = 128;
-/// ...but give each slice at least this many chunks, so the partial sums (re-read by the sum
-/// pass) stay small next to the activations the slice reads.
-const DW_MIN_CHUNKS_PER_SPLIT: usize = 32;
+/// ...but give each slice at least this many output positions, so the partial sums (re-read
+/// by the sum pass) stay small next to the activations the slice reads.
+const DW_MIN_POSITIONS_PER_SPLIT: usize = 512;
 /// The per-dimension workgroup limit of WebGPU.
 const MAX_GROUPS: usize = 65535;
 
@@ -52,6 +66,13 @@ pub struct Conv2dParams {
     pub has_bias: u32,
     pub splits: u32,
     pub span: u32,
+    /// `_narrow` kernels: row threads of the tile ([`Tiling::Narrow`]'s `rows`).
+    pub tile_rows: u32,
+    /// `_narrow` kernels: thread groups splitting each reduction chunk (`ksplit`).
+    pub tile_ksplit: u32,
+    /// Pads the struct to a multiple of 16 bytes.
+    pub pad0: u32,
+    pub pad1: u32,
 }
 
 /// Zero padding added on each side of the input.
@@ -110,40 +131,179 @@ pub struct Conv2dShape {
     pub sw: usize,
     pub pad: Padding,
     pub has_bias: bool,
+    /// Tilings that override the geometry's choice (tests use it to run every kernel path);
+    /// all `None` from [`Conv2dShape::new`].
+    pub tilings: Tilings,
 }
 
-/// Everything derived from a shape: output size, GEMM sizes and workgroup counts.
+/// A tiling per GEMM pass; `None` lets [`Conv2dShape::geometry`] choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tilings {
+    pub forward: Option<Tiling>,
+    pub backward_input: Option<Tiling>,
+    pub backward_weight: Option<Tiling>,
+    /// Fold column tiles into z past this many workgroups instead of WebGPU's 65535, so that
+    /// tests reach the folded grids with small tensors.
+    pub fold_past: Option<usize>,
+}
+
+/// How one GEMM pass is tiled, and so which kernel runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiling {
+    /// The 64x64 kernels: 256 threads, a 4x4 micro-tile each.
+    Square,
+    /// The `_narrow` kernels: `rows` x `64 / (rows * ksplit)` threads per group, an 8x8
+    /// micro-tile each, so a tile of `8 * rows` rows by `512 / (rows * ksplit)` columns;
+    /// `ksplit` groups share each reduction chunk (weight gradient only).
+    Narrow { rows: usize, ksplit: usize },
+}
+
+impl Tiling {
+    /// (rows, columns) of one workgroup's output tile.
+    pub fn tile(self) -> (usize, usize) {
+        match self {
+            Tiling::Square => (TILE, TILE),
+            Tiling::Narrow { rows, ksplit } => {
+                (MICRO * rows, MICRO * NARROW_THREADS / (rows * ksplit))
+            }
+        }
+    }
+
+    /// Reduction steps one workgroup takes per chunk (between two barriers).
+    pub fn chunk(self) -> usize {
+        match self {
+            Tiling::Square => CHUNK,
+            Tiling::Narrow { ksplit, .. } => NARROW_CHUNK * ksplit,
+        }
+    }
+
+    /// Every narrow tiling whose staged chunk fits the kernels' workgroup memory: row and
+    /// column threads powers of two from 2, (rows + columns) * 16 * ksplit quads.
+    pub fn narrow_options(max_ksplit: usize) -> impl Iterator<Item = Tiling> {
+        let ks = (0..5).map(|e| 1 << e).filter(move |&k| k <= max_ksplit);
+        ks.flat_map(|ksplit| {
+            (1..6).filter_map(move |e| {
+                let rows = 1 << e;
+                let cols = (NARROW_THREADS / ksplit).checked_div(rows)?;
+                let quads = 2 * NARROW_CHUNK * ksplit * (rows + cols);
+                (cols >= 2 && rows * cols * ksplit == NARROW_THREADS && quads <= NARROW_STAGE_QUADS)
+                    .then_some(Tiling::Narrow { rows, ksplit })
+            })
+        })
+    }
+
+    /// Relative cost of a GEMM of `m` x `n` outputs over a reduction of `r` steps: the padded
+    /// work (whole tiles, whole chunks) times what a multiply-add costs in this tiling. On
+    /// lavapipe, where loads dominate, a narrow multiply-add costs 1 plus its staging: one
+    /// load per element per chunk, shared by the `rows` (B) or `cols` (A) threads that read
+    /// it. `square` is the square kernel's cost per multiply-add in the same units. Both were
+    /// fitted to lavapipe timings of the model's layers; on GPUs either tiling is reasonable.
+    fn cost(self, [m, n, r]: [usize; 3], square: f64) -> f64 {
+        let (bm, bn) = self.tile();
+        let chunk = self.chunk();
+        let padded = (m.div_ceil(bm) * bm * n.div_ceil(bn) * bn * r.div_ceil(chunk) * chunk) as f64;
+        let per_mac = match self {
+            Tiling::Square => square,
+            Tiling::Narrow { rows, ksplit } => {
+                let cols = NARROW_THREADS / (rows * ksplit);
+                1.0 + 2.0 * (1.0 / rows as f64 + 1.0 / cols as f64)
+            }
+        };
+        padded * per_mac
+    }
+
+    /// The cheapest narrow tiling for a GEMM of `narrow` = (rows, columns, reduction) (ties go
+    /// to fewer thread groups, then fewer row threads), or `Square` when the square kernels'
+    /// GEMM, `square` = ((rows, columns, reduction), cost per multiply-add) (None: not an
+    /// option), costs no more.
+    fn pick(square: Option<([usize; 3], f64)>, narrow: [usize; 3], max_ksplit: usize) -> Tiling {
+        let (best, cost) = Tiling::narrow_options(max_ksplit)
+            .map(|t| (t, t.cost(narrow, 0.0)))
+            .fold(None, |best: Option<(Tiling, f64)>, (t, c)| match best {
+                Some((_, bc)) if bc <= c => best,
+                _ => Some((t, c)),
+            })
+            .expect("there is always a narrow tiling");
+        match square {
+            Some((gemm, per_mac)) if Tiling::Square.cost(gemm, per_mac) <= cost => Tiling::Square,
+            _ => best,
+        }
+    }
+
+    fn entry(self, square: &'static str, narrow: &'static str) -> &'static str {
+        match self {
+            Tiling::Square => square,
+            Tiling::Narrow { .. } => narrow,
+        }
+    }
+}
+
+/// Cost per multiply-add of the square kernels, per pass, in the units of [`Tiling::cost`]
+/// (where a 64x64 narrow tile costs 1.5): measured on lavapipe, the square forward matches
+/// the narrow one and the square gradients are faster (their narrow twins check more bounds).
+const SQUARE_FORWARD: f64 = 1.5;
+const SQUARE_BACKWARD_INPUT: f64 = 1.25;
+const SQUARE_BACKWARD_WEIGHT: f64 = 1.3;
+
+/// One GEMM pass: its tiling (and so its kernel) and workgroup counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmPass {
+    pub tiling: Tiling,
+    pub groups: [u32; 3],
+}
+
+/// Everything derived from a shape: output size, GEMM sizes, tilings and workgroup counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dGeometry {
     pub oh: usize,
     pub ow: usize,
     /// Cin * KH * KW: the forward's reduction and `dw`'s columns.
     pub k: usize,
+    /// The taps along H and W that reach the image for some output, as (first, count): the
+    /// narrow kernels skip the rest (a 3x3 kernel on a 1x1 map has one).
+    pub window: [(usize, usize); 2],
     /// N * OH * OW: the forward's columns and `dw`'s reduction.
     pub positions: usize,
     /// N * H * W: `dx`'s columns.
     pub input_positions: usize,
     /// Slices of `positions` that `backward_weight` sums separately (split-K).
     pub splits: usize,
-    /// Output positions per slice, a multiple of `CHUNK`.
+    /// Output positions per slice, a multiple of the tiling's chunk.
     pub span: usize,
-    pub forward_groups: [u32; 3],
-    pub backward_input_groups: [u32; 3],
-    pub backward_weight_groups: [u32; 3],
+    pub forward: GemmPass,
+    /// Narrow `dx` runs one GEMM per stride phase (z = fold * sh * sw + phase).
+    pub backward_input: GemmPass,
+    pub backward_weight: GemmPass,
     pub weight_sum_groups: [u32; 3],
     pub bias_groups: [u32; 3],
 }
 
-/// Workgroups for `cols` GEMM columns and `rows` rows of 64x64 tiles, the column tiles folded
-/// into z past the per-dimension limit (the shader computes tile = wid.z * nwg.x + wid.x).
-fn gemm_groups(rows: usize, cols: usize) -> [u32; 3] {
-    let tiles = cols.div_ceil(TILE).max(1);
-    let z = tiles.div_ceil(MAX_GROUPS);
+/// Workgroups for `rows` x `cols` outputs in `tile` tiles, the column tiles folded into z past
+/// the per-dimension limit (the shaders compute tile = wid.z * nwg.x + wid.x), times `layers`
+/// in z (dx's stride phases: z = fold * layers + layer).
+fn gemm_groups(
+    rows: usize,
+    cols: usize,
+    tile: (usize, usize),
+    layers: usize,
+    fold_past: usize,
+) -> [u32; 3] {
+    let tiles = cols.div_ceil(tile.1).max(1);
+    let z = tiles.div_ceil(fold_past);
     [
         tiles.div_ceil(z) as u32,
-        rows.div_ceil(TILE) as u32,
-        z as u32,
+        rows.div_ceil(tile.0) as u32,
+        (z * layers) as u32,
     ]
+}
+
+/// Along one axis (input `n`, kernel `k`, stride `s`, padding `before`, output `m`): the taps
+/// that read the input for at least one output, as (first, count). Output o reads input
+/// o * s - before + tap. Mirrors `tap_window` in conv2d.wgsl.
+pub fn tap_window(n: usize, k: usize, s: usize, before: usize, m: usize) -> (usize, usize) {
+    let first = before.saturating_sub((m - 1) * s).min(k);
+    let end = k.min(n + before);
+    (first, end.max(first) - first)
 }
 
 impl Conv2dShape {
@@ -169,7 +329,26 @@ impl Conv2dShape {
             sw: stride.1,
             pad,
             has_bias,
+            tilings: Tilings::default(),
         };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// This shape with the given passes' tilings forced. Errors on a tiling the kernels do not
+    /// support (split reductions are for the weight gradient only).
+    pub fn with_tilings(self, tilings: Tilings) -> Result<Self> {
+        let ok = |t: Option<Tiling>, max_ksplit| match t {
+            None | Some(Tiling::Square) => true,
+            Some(t) => Tiling::narrow_options(max_ksplit).any(|o| o == t),
+        };
+        if !ok(tilings.forward, 1)
+            || !ok(tilings.backward_input, 1)
+            || !ok(tilings.backward_weight, 16)
+        {
+            bail!("conv2d: unsupported tiling in {tilings:?}");
+        }
+        let s = Self { tilings, ..self };
         s.validate()?;
         Ok(s)
     }
@@ -215,9 +394,14 @@ impl Conv2dShape {
             self.batch * self.cout * g.oh * g.ow,
             g.splits * self.cout * g.k,
         ];
+        let groups = [
+            g.forward.groups,
+            g.backward_input.groups,
+            g.backward_weight.groups,
+        ];
         if largest.iter().any(|&n| n > u32::MAX as usize)
             || self.cin.max(self.cout) > MAX_GROUPS
-            || g.k.div_ceil(TILE) > MAX_GROUPS
+            || groups.iter().flatten().any(|&n| n as usize > MAX_GROUPS)
         {
             bail!("conv2d {self:?}: tensors too large for one dispatch (32-bit indices)");
         }
@@ -229,29 +413,98 @@ impl Conv2dShape {
         let oh = (self.h + self.pad.top + self.pad.bottom - self.kh) / self.sh + 1;
         let ow = (self.w + self.pad.left + self.pad.right - self.kw) / self.sw + 1;
         let k = self.cin * self.kh * self.kw;
+        let window = [
+            tap_window(self.h, self.kh, self.sh, self.pad.top, oh),
+            tap_window(self.w, self.kw, self.sw, self.pad.left, ow),
+        ];
+        let k_window = self.cin * window[0].1 * window[1].1;
         let positions = self.batch * oh * ow;
         let input_positions = self.batch * self.h * self.w;
-        let tiles = self.cout.div_ceil(TILE) * k.div_ceil(TILE);
-        let chunks = positions.div_ceil(CHUNK);
+        let fold_past = self
+            .tilings
+            .fold_past
+            .unwrap_or(MAX_GROUPS)
+            .clamp(1, MAX_GROUPS);
+
+        let fwd = self.tilings.forward.unwrap_or_else(|| {
+            Tiling::pick(
+                Some(([self.cout, positions, k], SQUARE_FORWARD)),
+                [self.cout, positions, k_window],
+                1,
+            )
+        });
+        let forward = GemmPass {
+            tiling: fwd,
+            groups: gemm_groups(self.cout, positions, fwd.tile(), 1, fold_past),
+        };
+
+        // dx: the square kernel gathers every tap and, strided, multiplies the zeros between
+        // outputs; the narrow one runs each stride phase over only its taps (about K / s each),
+        // so strided dx always takes it.
+        let phases = self.sh * self.sw;
+        let phase_positions = self.batch * self.h.div_ceil(self.sh) * self.w.div_ceil(self.sw);
+        let taps = |window: (usize, usize), s: usize| window.1.div_ceil(s);
+        let dx_reduction = self.cout * taps(window[0], self.sh) * taps(window[1], self.sw);
+        let dx = self.tilings.backward_input.unwrap_or_else(|| {
+            Tiling::pick(
+                (phases == 1).then_some((
+                    [self.cin, input_positions, self.cout * self.kh * self.kw],
+                    SQUARE_BACKWARD_INPUT,
+                )),
+                [self.cin, phase_positions, dx_reduction],
+                1,
+            )
+        });
+        let backward_input = GemmPass {
+            tiling: dx,
+            groups: match dx {
+                Tiling::Square => gemm_groups(self.cin, input_positions, dx.tile(), 1, fold_past),
+                Tiling::Narrow { .. } => {
+                    gemm_groups(self.cin, phase_positions, dx.tile(), phases, fold_past)
+                }
+            },
+        };
+
+        // dw: rows Cout, columns the taps (only the window's, narrow), reduced over the
+        // positions in split-K slices.
+        let dw = self.tilings.backward_weight.unwrap_or_else(|| {
+            Tiling::pick(
+                Some(([self.cout, k, positions], SQUARE_BACKWARD_WEIGHT)),
+                [self.cout, k_window, positions],
+                16,
+            )
+        });
+        let dw_cols = if dw == Tiling::Square { k } else { k_window };
+        let (bm, bn) = dw.tile();
+        let tiles = self.cout.div_ceil(bm) * dw_cols.div_ceil(bn);
+        let chunk = dw.chunk();
+        let chunks = positions.div_ceil(chunk);
         let wanted = DW_TARGET_GROUPS.div_ceil(tiles);
-        let splits = wanted.min(chunks / DW_MIN_CHUNKS_PER_SPLIT).max(1);
-        let span = chunks.div_ceil(splits) * CHUNK;
+        let splits = wanted
+            .min(positions / DW_MIN_POSITIONS_PER_SPLIT)
+            .clamp(1, MAX_GROUPS);
+        let span = chunks.div_ceil(splits) * chunk;
         let splits = positions.div_ceil(span);
+        let backward_weight = GemmPass {
+            tiling: dw,
+            groups: [
+                dw_cols.div_ceil(bn) as u32,
+                self.cout.div_ceil(bm) as u32,
+                splits as u32,
+            ],
+        };
         Conv2dGeometry {
             oh,
             ow,
             k,
+            window,
             positions,
             input_positions,
             splits,
             span,
-            forward_groups: gemm_groups(self.cout, positions),
-            backward_input_groups: gemm_groups(self.cin, input_positions),
-            backward_weight_groups: [
-                k.div_ceil(TILE) as u32,
-                self.cout.div_ceil(TILE) as u32,
-                splits as u32,
-            ],
+            forward,
+            backward_input,
+            backward_weight,
             weight_sum_groups: groups_1d((self.cout * k) as u64, WORKGROUP[0]),
             bias_groups: [self.cout as u32, 1, 1],
         }
@@ -352,6 +605,23 @@ impl Conv2dShape {
             has_bias: self.has_bias as u32,
             splits: g.splits as u32,
             span: g.span as u32,
+            tile_rows: 0,
+            tile_ksplit: 0,
+            pad0: 0,
+            pad1: 0,
+        }
+    }
+
+    /// The parameters of one GEMM pass: the shape's, plus the pass's narrow tiling.
+    fn pass_params(&self, g: &Conv2dGeometry, pass: &GemmPass) -> Conv2dParams {
+        let (rows, ksplit) = match pass.tiling {
+            Tiling::Square => (0, 0),
+            Tiling::Narrow { rows, ksplit } => (rows, ksplit),
+        };
+        Conv2dParams {
+            tile_rows: rows as u32,
+            tile_ksplit: ksplit as u32,
+            ..self.params(g)
         }
     }
 }
@@ -374,7 +644,11 @@ pub fn forward(
     let c = s.forward_cost();
     // The entry point always declares the bias binding; without a bias, `w` stands in (two
     // read-only bindings of one buffer are allowed) and the kernel never reads it.
-    Dispatch::new("conv2d_forward", &s.params(&g), g.forward_groups)
+    let entry = g
+        .forward
+        .tiling
+        .entry("conv2d_forward", "conv2d_forward_narrow");
+    Dispatch::new(entry, &s.pass_params(&g, &g.forward), g.forward.groups)
         .bind(1, x)
         .bind(2, w)
         .bind(3, bias.unwrap_or(w))
@@ -391,15 +665,15 @@ pub fn backward_input(
 ) -> Dispatch {
     let g = s.geometry();
     let c = s.backward_input_cost();
-    Dispatch::new(
-        "conv2d_backward_input",
-        &s.params(&g),
-        g.backward_input_groups,
-    )
-    .bind(2, w)
-    .bind(5, dy)
-    .bind(6, dx)
-    .cost(c.flops, c.bytes)
+    let pass = &g.backward_input;
+    let entry = pass
+        .tiling
+        .entry("conv2d_backward_input", "conv2d_backward_input_narrow");
+    Dispatch::new(entry, &s.pass_params(&g, pass), pass.groups)
+        .bind(2, w)
+        .bind(5, dy)
+        .bind(6, dx)
+        .cost(c.flops, c.bytes)
 }
 
 /// dy: [N, Cout, OH, OW], x: [N, Cin, H, W] -> dw: [Cout, Cin, KH, KW]. `partials` is scratch
@@ -412,16 +686,18 @@ pub fn backward_weight(
     s: &Conv2dShape,
 ) -> Vec<Dispatch> {
     let g = s.geometry();
-    let params = s.params(&g);
+    let pass = &g.backward_weight;
+    let params = s.pass_params(&g, pass);
     let [gemm, sum] = s.backward_weight_costs();
     let target = if g.splits > 1 { partials } else { dw };
-    let mut out = vec![
-        Dispatch::new("conv2d_backward_weight", &params, g.backward_weight_groups)
-            .bind(1, x)
-            .bind(5, dy)
-            .bind(7, target)
-            .cost(gemm.flops, gemm.bytes),
-    ];
+    let entry = pass
+        .tiling
+        .entry("conv2d_backward_weight", "conv2d_backward_weight_narrow");
+    let mut out = vec![Dispatch::new(entry, &params, pass.groups)
+        .bind(1, x)
+        .bind(5, dy)
+        .bind(7, target)
+        .cost(gemm.flops, gemm.bytes)];
     if g.splits > 1 {
         out.push(
             Dispatch::new("conv2d_backward_weight_sum", &params, g.weight_sum_groups)
