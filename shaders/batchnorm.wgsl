@@ -8,19 +8,39 @@
 // the running variance is fed the BIASED batch variance (divide by M), the same variance the
 // forward normalises with; PyTorch feeds it the unbiased one (divide by M - 1).
 //
-// Per-channel kernels run one workgroup per channel and reduce in a fixed tree in workgroup
-// memory (as reduce.wgsl): deterministic, no float atomics. Elementwise kernels are 1-D,
-// folded into y past 65535 workgroups: flat = (wid.y * nwg.x + wid.x) * 256 + lid.x.
+// The per-channel reductions (batchnorm_stats, batchnorm_backward_weight) give each channel a
+// segment of T = 1 << seg_shift threads of a 256-thread workgroup (256 / T channels per
+// workgroup; T is chosen at launch from M so each thread sums a few hundred values at most).
+// Thread u of a segment sums the channel's values j = u, u + T, u + 2T, ... in that order,
+// then the segment's T partial sums combine in a fixed tree in workgroup memory: the order is
+// a function of the shape alone, so results are deterministic, with no float atomics. Small
+// M gets T = 1: one thread per channel, no barrier ever reached -- barriers and near-empty
+// workgroups are what cost most on CPU Vulkan (lavapipe runs a workgroup's SIMD slices as
+// coroutines switched at every barrier).
+//
+// The elementwise kernels launch S = grid_threads threads (at most 65535 workgroups, no
+// fold), each looping over i = gid, gid + S, ... < len: consecutive threads touch consecutive
+// elements, and each element's channel c = (i / hw) % C is carried along by additions, since
+// a division per element by a runtime hw and C is what such a kernel would otherwise spend
+// most of its time on where integer division is not native to the vector unit (CPUs).
 
 struct BatchnormParams {
-    batch: u32,    // N
-    channels: u32, // C
-    hw: u32,       // H*W, one channel plane
-    count: u32,    // M = N*H*W, the values one channel's statistics are taken over
-    len: u32,      // N*C*H*W, the elementwise kernels' thread count
-    eps: f32,      // added to the variance before the square root (Keras default 1e-3)
-    momentum: f32, // weight of the old running statistic (Keras default 0.99)
+    batch: u32,        // N
+    channels: u32,     // C
+    hw: u32,           // H*W, one channel plane
+    count: u32,        // M = N*H*W, the values one channel's statistics are taken over
+    len: u32,          // N*C*H*W, the elements of x, y, dy, dx
+    eps: f32,          // added to the variance before the square root (Keras default 1e-3)
+    momentum: f32,     // weight of the old running statistic (Keras default 0.99)
+    seg_shift: u32,    // reductions: log2 of T, the threads per channel (0..=8)
+    seg_step_n: u32,   // reductions: T = seg_step_n * hw + seg_step_k (seg_step_k < hw)
+    seg_step_k: u32,
+    grid_threads: u32, // elementwise: S, the threads launched
+    grid_step_k: u32,  // elementwise: S % hw
+    grid_step_c: u32,  // elementwise: (S / hw) % C
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: BatchnormParams;
@@ -40,33 +60,59 @@ struct BatchnormParams {
 @group(0) @binding(11) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dx: array<f32>;
 
+const WG: u32 = 256u;
 var<workgroup> tree_a: array<f32, 256>;
 var<workgroup> tree_b: array<f32, 256>;
 
-fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
+// Where one reduction thread stands: its channel, its place u in the channel's segment, and
+// its walk over the channel's values j = n * hw + k, starting at j = u.
+struct Walk {
+    c: u32,
+    u: u32,
+    live: bool, // false past the last channel: the thread only takes part in the barriers
+    n0: u32,
+    k0: u32,
 }
 
-// Index into x of the j-th value (0 <= j < M) of channel c.
-fn channel_at(c: u32, j: u32) -> u32 {
-    let n = j / p.hw;
-    return (n * p.channels + c) * p.hw + (j % p.hw);
+fn walk_start(wid: vec3<u32>, t: u32) -> Walk {
+    let u = t & ((1u << p.seg_shift) - 1u);
+    let c = wid.x * (WG >> p.seg_shift) + (t >> p.seg_shift);
+    return Walk(c, u, c < p.channels, u / p.hw, u % p.hw);
 }
 
-// Sums tree_a and tree_b (both, so one tree serves two statistics) into element 0;
-// every invocation of the workgroup must call it.
-fn tree_reduce(t: u32) {
-    for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
+// Index into x of value (n, k) of channel c.
+fn channel_at(c: u32, n: u32, k: u32) -> u32 {
+    return (n * p.channels + c) * p.hw + k;
+}
+
+// Advances (n, k) by T values without a division (dividing by a runtime hw per element is
+// the slowest integer operation a CPU backend has).
+fn walk_next(nk: vec2<u32>) -> vec2<u32> {
+    var n = nk.x + p.seg_step_n;
+    var k = nk.y + p.seg_step_k;
+    if (k >= p.hw) {
+        k = k - p.hw;
+        n = n + 1u;
+    }
+    return vec2<u32>(n, k);
+}
+
+// Sums each segment of tree_a and tree_b (both, so one tree serves two statistics) into the
+// segment's first element. Every invocation must call it; the stride bound comes from a
+// uniform, so the barriers are in uniform control flow, and T = 1 reaches none.
+fn segment_reduce(t: u32, u: u32) {
+    for (var stride = (1u << p.seg_shift) >> 1u; stride > 0u; stride = stride >> 1u) {
         workgroupBarrier();
-        if (t < stride) {
+        if (u < stride) {
             tree_a[t] = tree_a[t] + tree_a[t + stride];
             tree_b[t] = tree_b[t] + tree_b[t + stride];
         }
     }
-    workgroupBarrier();
+    // No barrier after the last step: its write to the segment's first slot was made by the
+    // segment's first thread, the one thread that reads it unless told otherwise.
 }
 
-// Batch mean and biased variance of channel c = wid.x, by the corrected two-pass algorithm
+// Batch mean and biased variance of each channel, by the corrected two-pass algorithm
 // (Chan, Golub & LeVeque): pass 1 finds the mean; pass 2 sums d = x - mean and d * d, and
 // var = (sum d^2 - (sum d)^2 / M) / M, where the small second term cancels the rounding error
 // of the mean. The one-pass E[x^2] - E[x]^2 loses every digit once |mean| >> std, which
@@ -74,36 +120,48 @@ fn tree_reduce(t: u32) {
 // channel's M values, the cheapest route to full f32 accuracy.
 @compute @workgroup_size(256)
 fn batchnorm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let c = wid.x;
     let t = lid.x;
+    let w = walk_start(wid, t);
     let m = f32(p.count);
+    let base = t - w.u;
 
     var acc = 0.0;
-    for (var j = t; j < p.count; j = j + 256u) {
-        acc = acc + x[channel_at(c, j)];
+    if (w.live) {
+        for (var nk = vec2<u32>(w.n0, w.k0); nk.x < p.batch; nk = walk_next(nk)) {
+            acc = acc + x[channel_at(w.c, nk.x, nk.y)];
+        }
     }
     tree_a[t] = acc;
     tree_b[t] = 0.0;
-    tree_reduce(t);
-    let mean = tree_a[0] / m;
-    // Every invocation must have read tree_a[0] before pass 2 overwrites it.
-    workgroupBarrier();
+    segment_reduce(t, w.u);
+    // Every thread of the segment needs the mean: wait for its sum, and have every thread
+    // read it before pass 2 overwrites it. T = 1 needs neither (a thread's own slot).
+    if (p.seg_shift > 0u) {
+        workgroupBarrier();
+    }
+    let mean = tree_a[base] / m;
+    if (p.seg_shift > 0u) {
+        workgroupBarrier();
+    }
 
     var acc_d = 0.0;
     var acc_d2 = 0.0;
-    for (var j = t; j < p.count; j = j + 256u) {
-        let d = x[channel_at(c, j)] - mean;
-        acc_d = acc_d + d;
-        acc_d2 = acc_d2 + d * d;
+    if (w.live) {
+        for (var nk = vec2<u32>(w.n0, w.k0); nk.x < p.batch; nk = walk_next(nk)) {
+            let d = x[channel_at(w.c, nk.x, nk.y)] - mean;
+            acc_d = acc_d + d;
+            acc_d2 = acc_d2 + d * d;
+        }
     }
     tree_a[t] = acc_d;
     tree_b[t] = acc_d2;
-    tree_reduce(t);
+    segment_reduce(t, w.u);
 
-    if (t == 0u) {
-        let sum_d = tree_a[0];
+    if (w.live && w.u == 0u) {
+        let c = w.c;
+        let sum_d = tree_a[t];
         // Cauchy-Schwarz makes this non-negative in exact arithmetic; rounding may not.
-        let var_biased = max((tree_b[0] - sum_d * sum_d / m) / m, 0.0);
+        let var_biased = max((tree_b[t] - sum_d * sum_d / m) / m, 0.0);
         save_mean[c] = mean;
         save_invstd[c] = 1.0 / sqrt(var_biased + p.eps);
         // Keras: the biased variance goes into the running average too (see the header).
@@ -112,49 +170,70 @@ fn batchnorm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     }
 }
 
+// An elementwise thread's place: flat index i, k = i % hw, channel c = (i / hw) % C.
+fn grid_start(g: u32) -> vec3<u32> {
+    return vec3<u32>(g, g % p.hw, (g / p.hw) % p.channels);
+}
+
+// Moves on by S elements: k by S % hw, c by (S / hw) % C, each with one carry.
+fn grid_next(ikc: vec3<u32>) -> vec3<u32> {
+    var k = ikc.y + p.grid_step_k;
+    var c = ikc.z + p.grid_step_c;
+    if (k >= p.hw) {
+        k = k - p.hw;
+        c = c + 1u;
+    }
+    if (c >= p.channels) {
+        c = c - p.channels;
+    }
+    return vec3<u32>(ikc.x + p.grid_threads, k, c);
+}
+
 // Training forward: y = gamma * (x - mean) * invstd + beta with this batch's statistics.
 @compute @workgroup_size(256)
-fn batchnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid);
-    if (i >= p.len) { return; }
-    let c = (i / p.hw) % p.channels;
-    y[i] = gamma[c] * (x[i] - save_mean[c]) * save_invstd[c] + beta[c];
+fn batchnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    for (var w = grid_start(gid.x); w.x < p.len; w = grid_next(w)) {
+        let i = w.x;
+        let c = w.z;
+        y[i] = gamma[c] * (x[i] - save_mean[c]) * save_invstd[c] + beta[c];
+    }
 }
 
 // Inference forward: the same map with the running statistics in place of the batch's.
 @compute @workgroup_size(256)
-fn batchnorm_forward_eval(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid);
-    if (i >= p.len) { return; }
-    let c = (i / p.hw) % p.channels;
-    let invstd = 1.0 / sqrt(running_var[c] + p.eps);
-    y[i] = gamma[c] * (x[i] - running_mean[c]) * invstd + beta[c];
+fn batchnorm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>) {
+    for (var w = grid_start(gid.x); w.x < p.len; w = grid_next(w)) {
+        let i = w.x;
+        let c = w.z;
+        let invstd = 1.0 / sqrt(running_var[c] + p.eps);
+        y[i] = gamma[c] * (x[i] - running_mean[c]) * invstd + beta[c];
+    }
 }
 
-// Per channel c = wid.x: dbeta = sum dy, dgamma = sum dy * xhat, xhat = (x - mean) * invstd,
-// both over the channel's M values. Written, never accumulated.
+// Per channel: dbeta = sum dy, dgamma = sum dy * xhat, xhat = (x - mean) * invstd, both
+// over the channel's M values, segmented as batchnorm_stats. Written, never accumulated.
 @compute @workgroup_size(256)
 fn batchnorm_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let c = wid.x;
     let t = lid.x;
-    let mean = save_mean[c];
-    let invstd = save_invstd[c];
+    let w = walk_start(wid, t);
     var acc_dy = 0.0;
     var acc_dyx = 0.0;
-    for (var j = t; j < p.count; j = j + 256u) {
-        let i = channel_at(c, j);
-        let g = dy[i];
-        acc_dy = acc_dy + g;
-        acc_dyx = acc_dyx + g * (x[i] - mean) * invstd;
+    if (w.live) {
+        let mean = save_mean[w.c];
+        let invstd = save_invstd[w.c];
+        for (var nk = vec2<u32>(w.n0, w.k0); nk.x < p.batch; nk = walk_next(nk)) {
+            let i = channel_at(w.c, nk.x, nk.y);
+            let g = dy[i];
+            acc_dy = acc_dy + g;
+            acc_dyx = acc_dyx + g * (x[i] - mean) * invstd;
+        }
     }
     tree_a[t] = acc_dy;
     tree_b[t] = acc_dyx;
-    tree_reduce(t);
-    if (t == 0u) {
-        dbeta[c] = tree_a[0];
-        dgamma[c] = tree_b[0];
+    segment_reduce(t, w.u);
+    if (w.live && w.u == 0u) {
+        dbeta[w.c] = tree_a[t];
+        dgamma[w.c] = tree_b[t];
     }
 }
 
@@ -162,12 +241,12 @@ fn batchnorm_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
 // gamma * invstd * (dy - (dbeta + xhat * dgamma) / M): the same value, with dbeta / M and
 // dgamma / M the means of dy and dy * xhat, so no M-fold magnified term is formed.
 @compute @workgroup_size(256)
-fn batchnorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid);
-    if (i >= p.len) { return; }
-    let c = (i / p.hw) % p.channels;
-    let invstd = save_invstd[c];
-    let xhat = (x[i] - save_mean[c]) * invstd;
-    dx[i] = gamma[c] * invstd * (dy[i] - (dbeta[c] + xhat * dgamma[c]) / f32(p.count));
+fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
+    for (var w = grid_start(gid.x); w.x < p.len; w = grid_next(w)) {
+        let i = w.x;
+        let c = w.z;
+        let invstd = save_invstd[c];
+        let xhat = (x[i] - save_mean[c]) * invstd;
+        dx[i] = gamma[c] * invstd * (dy[i] - (dbeta[c] + xhat * dgamma[c]) / f32(p.count));
+    }
 }

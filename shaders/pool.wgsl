@@ -7,16 +7,21 @@
 // window order, and both kernels find the winner with the one function window_argmax, so the
 // backward routes dy exactly where the forward took y from.
 //
-// Max pool backward without atomics: one thread per input cell gathers dy from every window
-// that covers it and that it wins (recomputing the winner), in a fixed order.
+// Max pool backward without atomics: one thread per input row gathers dy from every window
+// that covers the row, recomputing each window's winner, in a fixed order.
 //
-// Global average pool: [N, C, H, W] -> [N, C], one 64-thread workgroup per plane with a fixed
-// tree sum in workgroup memory (deterministic, as reduce.wgsl).
+// Global average pool: [N, C, H, W] -> [N, C]. Each plane gets a segment of T = 1 << seg_shift
+// threads of a 256-thread workgroup (T chosen at launch from H*W): thread u sums cells u,
+// u + T, ... in order, then the segment's partial sums combine in a fixed tree in workgroup
+// memory (deterministic, as reduce.wgsl). Small planes (the 1x1 to 8x8 that end a ResNet)
+// get T = 1, a plain per-thread loop that reaches no barrier: on CPU Vulkan (lavapipe) each
+// barrier switches every SIMD slice of the workgroup, far dearer than the few adds per plane.
 //
 // 1-D dispatches fold into y past 65535 workgroups: flat = (wid.y * nwg.x + wid.x) * WG + lid.x.
 
 struct PoolParams {
-    len: u32,      // threads of the elementwise kernels (outputs of forward, inputs of backward)
+    len: u32,      // max pool: threads, one per row (output rows forward, input rows backward);
+                   // avgpool_backward_input: input cells
     planes: u32,   // N*C
     in_h: u32,
     in_w: u32,
@@ -28,6 +33,10 @@ struct PoolParams {
     stride_w: u32,
     pad_top: u32,
     pad_left: u32,
+    seg_shift: u32,       // avgpool_forward: log2 of T, the threads per plane (0..=8)
+    grid_threads: u32,    // avgpool_backward_input: S, the threads launched
+    grid_step_k: u32,     // avgpool_backward_input: S % (in_h * in_w)
+    grid_step_plane: u32, // avgpool_backward_input: S / (in_h * in_w)
 }
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
@@ -36,8 +45,7 @@ struct PoolParams {
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
-const AVG_WG: u32 = 64u;
-var<workgroup> tree: array<f32, 64>;
+var<workgroup> tree: array<f32, 256>;
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, wg: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * wg + lid.x;
@@ -69,76 +77,95 @@ fn window_argmax(plane: u32, oh: u32, ow: u32) -> u32 {
     return best_at;
 }
 
-// y[plane, oh, ow] = max over the window's input cells.
+// y[plane, oh, ow] = max over the window's input cells. One thread per output row (plane, oh),
+// walking ow: the division that splits a flat index runs once per row, not per output.
 @compute @workgroup_size(256)
 fn maxpool_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid, 256u);
-    if (i >= p.len) { return; }
-    let ow = i % p.out_w;
-    let oh = (i / p.out_w) % p.out_h;
-    let plane = i / (p.out_w * p.out_h);
-    y[i] = x[window_argmax(plane, oh, ow)];
+    let g = flat_index(wid, nwg, lid, 256u);
+    if (g >= p.len) { return; }
+    let plane = g / p.out_h;
+    let oh = g % p.out_h;
+    let row = g * p.out_w;
+    for (var ow = 0u; ow < p.out_w; ow = ow + 1u) {
+        y[row + ow] = x[window_argmax(plane, oh, ow)];
+    }
 }
 
-// dx[plane, ih, iw] = sum of dy over the windows covering (ih, iw) whose winner it is.
-// In padded coordinates (r = ih + pad_top) window oh covers rows [oh * s, oh * s + k), so the
-// covering windows are ceil((r - k + 1) / s) <= oh <= r / s, clipped to [0, out_h).
+// dx[plane, ih, iw] = sum of dy over the windows covering (ih, iw) whose winner it is. One
+// thread per input row (plane, ih): it owns that row of dx, so it may accumulate into it, and
+// finds each covering window's winner once for the whole row (not once per cell). In padded
+// coordinates (r = ih + pad_top) window row oh covers rows [oh * s, oh * s + k), so the
+// covering window rows are ceil((r - k + 1) / s) <= oh <= r / s, clipped to [0, out_h). Each
+// cell's dy are added in (oh, ow) order, the order of the CPU twin's scatter.
 @compute @workgroup_size(256)
 fn maxpool_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid, 256u);
-    if (i >= p.len) { return; }
-    let plane_size = p.in_h * p.in_w;
-    let plane = i / plane_size;
-    let r = (i % plane_size) / p.in_w + p.pad_top;
-    let c = i % p.in_w + p.pad_left;
+    let g = flat_index(wid, nwg, lid, 256u);
+    if (g >= p.len) { return; }
+    let plane = g / p.in_h;
+    let r = g % p.in_h + p.pad_top;
+    let row = g * p.in_w;
+    for (var iw = 0u; iw < p.in_w; iw = iw + 1u) {
+        dx[row + iw] = 0.0;
+    }
     var oh_lo = 0u;
     if (r + 1u > p.kernel_h) { oh_lo = (r + 1u - p.kernel_h + p.stride_h - 1u) / p.stride_h; }
     let oh_hi = min(r / p.stride_h + 1u, p.out_h);
-    var ow_lo = 0u;
-    if (c + 1u > p.kernel_w) { ow_lo = (c + 1u - p.kernel_w + p.stride_w - 1u) / p.stride_w; }
-    let ow_hi = min(c / p.stride_w + 1u, p.out_w);
     let out_base = plane * p.out_h * p.out_w;
-    var acc = 0.0;
     for (var oh = oh_lo; oh < oh_hi; oh = oh + 1u) {
-        for (var ow = ow_lo; ow < ow_hi; ow = ow + 1u) {
-            if (window_argmax(plane, oh, ow) == i) {
-                acc = acc + dy[out_base + oh * p.out_w + ow];
+        for (var ow = 0u; ow < p.out_w; ow = ow + 1u) {
+            let win = window_argmax(plane, oh, ow);
+            if (win >= row && win < row + p.in_w) {
+                dx[win] = dx[win] + dy[out_base + oh * p.out_w + ow];
             }
         }
     }
-    dx[i] = acc;
 }
 
-// y[plane] = mean of x over the plane's in_h * in_w cells; plane = the (folded) workgroup index.
-@compute @workgroup_size(64)
+// y[plane] = mean of x over the plane's in_h * in_w cells; plane = flat thread index / T.
+@compute @workgroup_size(256)
 fn avgpool_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
-    let plane = wid.y * nwg.x + wid.x;
-    // Uniform across the workgroup (workgroup id and uniforms only), so the barriers below
-    // are reached by all invocations or none.
-    if (plane >= p.planes) { return; }
-    let hw = p.in_h * p.in_w;
     let t = lid.x;
+    let plane = flat_index(wid, nwg, lid, 256u) >> p.seg_shift;
+    let u = t & ((1u << p.seg_shift) - 1u);
+    let hw = p.in_h * p.in_w;
+    // Threads past the last plane add nothing but still reach every barrier.
     var acc = 0.0;
-    for (var k = t; k < hw; k = k + AVG_WG) {
-        acc = acc + x[plane * hw + k];
+    if (plane < p.planes) {
+        let base = plane * hw;
+        for (var k = u; k < hw; k = k + (1u << p.seg_shift)) {
+            acc = acc + x[base + k];
+        }
     }
     tree[t] = acc;
-    for (var stride = AVG_WG / 2u; stride > 0u; stride = stride >> 1u) {
+    // The stride bound is uniform, so the barriers are in uniform control flow; T = 1 reaches
+    // none. The last step writes the segment's first slot from the thread that reads it.
+    for (var stride = (1u << p.seg_shift) >> 1u; stride > 0u; stride = stride >> 1u) {
         workgroupBarrier();
-        if (t < stride) { tree[t] = tree[t] + tree[t + stride]; }
+        if (u < stride) { tree[t] = tree[t] + tree[t + stride]; }
     }
-    if (t == 0u) { y[plane] = tree[0] / f32(hw); }
+    if (plane < p.planes && u == 0u) { y[plane] = tree[t] / f32(hw); }
 }
 
 // dx[plane, h, w] = dy[plane] / (in_h * in_w): every cell had the same weight in the mean.
+// S threads, each looping over cells i = gid, gid + S, ...: consecutive threads write
+// consecutive cells, and the plane i / hw is carried along by additions instead of a division
+// per cell (scalarised, hence slow, on CPU backends).
 @compute @workgroup_size(256)
-fn avgpool_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_index(wid, nwg, lid, 256u);
-    if (i >= p.len) { return; }
+fn avgpool_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     let hw = p.in_h * p.in_w;
-    dx[i] = dy[i / hw] / f32(hw);
+    let cells = f32(hw);
+    var plane = gid.x / hw;
+    var k = gid.x % hw;
+    for (var i = gid.x; i < p.len; i = i + p.grid_threads) {
+        dx[i] = dy[plane] / cells;
+        k = k + p.grid_step_k;
+        plane = plane + p.grid_step_plane;
+        if (k >= hw) {
+            k = k - hw;
+            plane = plane + 1u;
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Batch normalisation: GPU against the f64 CPU twin, the CPU backward against finite
-//! differences, the variance's accuracy far from zero, and the FLOP counts.
+//! differences, the variance's accuracy far from zero, bit-identical reruns, and the launch
+//! geometry and FLOP counts.
 
 mod common;
 use adaresnet::check::batchnorm::check_batchnorm;
@@ -9,16 +10,29 @@ use common::*;
 #[test]
 fn batchnorm_matches_reference() {
     let gpu = gpu();
-    // (N, C, H, W): batch 1, 3 channels, planes that are not multiples of the workgroup,
-    // M = 1 (zero variance), M just over 256, and a ResNet stage at batch 32.
+    // (N, C, H, W), with the reductions' threads per channel T (from M = N*H*W) and the
+    // elementwise grid walk each exercises: batch 1, 3 channels, planes that are not
+    // multiples of the workgroup (the walk's carries), M = 1 (zero variance), M just over 256
+    // (the first split), a ResNet stage at batch 32.
     let shapes = [
-        (1, 3, 7, 7),
-        (2, 3, 13, 13),
-        (3, 5, 15, 15),
-        (2, 4, 28, 28),
-        (1, 2, 1, 1),
-        (1, 3, 1, 257),
-        (32, 64, 14, 14),
+        (1, 3, 7, 7),     // T = 1
+        (2, 3, 13, 13),   // T = 2; grid step 87 cells + 1 channel
+        (3, 5, 15, 15),   // T = 4
+        (2, 4, 28, 28),   // T = 8
+        (1, 2, 1, 1),     // T = 1, M = 1
+        (1, 3, 1, 257),   // T = 2; a plane longer than the grid
+        (32, 64, 14, 14), // T = 32
+        // T larger than a plane, so a thread's stride crosses planes: hw = 1 (T = 2) and
+        // hw = 3 (T = 16, stride 5 planes + 1 cell).
+        (300, 7, 1, 1),
+        (1000, 3, 1, 3),
+        // Many channels of tiny M, T = 1: 256 channels per workgroup, the last one partial;
+        // and the end of the paper's network.
+        (32, 300, 1, 1),
+        (32, 512, 1, 1),
+        // M = 32*32*32 (T = 128) and M past 256 * 256 (T capped at 256, 258 values each).
+        (32, 16, 32, 32),
+        (4, 1, 128, 129),
     ];
     for (i, &(n, c, h, w)) in shapes.iter().enumerate() {
         check_batchnorm(&gpu, &BatchnormShape::new(n, c, h, w), i as u64)
@@ -35,36 +49,83 @@ fn batchnorm_matches_reference() {
 }
 
 /// Activations whose mean is 300x their spread: a one-pass E[x^2] - E[x]^2 variance in f32
-/// would lose ~14 bits here (relative error ~1e-3); the two-pass one keeps it near f32 eps.
+/// would lose ~14 bits here (relative error ~1e-3); the two-pass one keeps it near f32 eps,
+/// whether a channel is summed by one thread (M = 32), a few (M = 4096, T = 16) or many
+/// (M = 32768, T = 128).
 #[test]
 fn batchnorm_variance_accurate_far_from_zero() {
     let gpu = gpu();
-    let s = BatchnormShape::new(16, 2, 16, 16);
-    let mut r = rng(7);
-    let x: Vec<f64> = uniform(&mut r, s.len())
-        .iter()
-        .map(|&u| (300.0 + u) as f32 as f64)
-        .collect();
-    let (xb, rmb, rvb) = (
-        gpu.upload("x", &to_f32(&x)),
-        gpu.upload("rm", &[0.0f32; 2]),
-        gpu.upload("rv", &[1.0f32; 2]),
-    );
-    let (smb, sib) = (gpu.zeros("save_mean", 2), gpu.zeros("save_invstd", 2));
-    gpu.run_dispatches(vec![batchnorm::stats(&xb, &rmb, &rvb, &smb, &sib, s)])
-        .unwrap();
-    let invstd = gpu.download::<f32>(&sib, 2).unwrap();
-    let (mut rm, mut rv) = (vec![0.0; 2], vec![1.0; 2]);
-    let (_, invstd_ref) = cpu::stats(&x, &mut rm, &mut rv, s);
-    for c in 0..2 {
-        let rel = (invstd[c] as f64 - invstd_ref[c]).abs() / invstd_ref[c];
-        // 1e-5: about 100 f32 eps, a hundred times below what one-pass would give.
-        assert!(
-            rel < 1e-5,
-            "channel {c}: invstd {} vs {} (rel {rel:.2e})",
-            invstd[c],
-            invstd_ref[c]
+    for (seed, s) in [
+        BatchnormShape::new(32, 3, 1, 1),
+        BatchnormShape::new(16, 2, 16, 16),
+        BatchnormShape::new(32, 2, 32, 32),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ch = s.channels;
+        let mut r = rng(7 + seed as u64);
+        let x: Vec<f64> = uniform(&mut r, s.len())
+            .iter()
+            .map(|&u| (300.0 + u) as f32 as f64)
+            .collect();
+        let (xb, rmb, rvb) = (
+            gpu.upload("x", &to_f32(&x)),
+            gpu.upload("rm", &vec![0.0f32; ch]),
+            gpu.upload("rv", &vec![1.0f32; ch]),
         );
+        let (smb, sib) = (gpu.zeros("save_mean", ch), gpu.zeros("save_invstd", ch));
+        gpu.run_dispatches(vec![batchnorm::stats(&xb, &rmb, &rvb, &smb, &sib, s)])
+            .unwrap();
+        let invstd = gpu.download::<f32>(&sib, ch).unwrap();
+        let (mut rm, mut rv) = (vec![0.0; ch], vec![1.0; ch]);
+        let (_, invstd_ref) = cpu::stats(&x, &mut rm, &mut rv, s);
+        for c in 0..ch {
+            let rel = (invstd[c] as f64 - invstd_ref[c]).abs() / invstd_ref[c];
+            // 1e-5: about 100 f32 eps, a hundred times below what one-pass would give.
+            assert!(
+                rel < 1e-5,
+                "{s:?} channel {c}: invstd {} vs {} (rel {rel:.2e})",
+                invstd[c],
+                invstd_ref[c]
+            );
+        }
+    }
+}
+
+/// The reductions sum in an order fixed by the shape (no atomics): two runs of the same
+/// inputs give bit-identical statistics and weight gradients, with one thread per channel
+/// (M = 32) and with a segment tree (M = 6272, T = 32).
+#[test]
+fn batchnorm_reductions_are_deterministic() {
+    let gpu = gpu();
+    for s in [
+        BatchnormShape::new(32, 300, 1, 1),
+        BatchnormShape::new(32, 8, 14, 14),
+    ] {
+        let ch = s.channels;
+        let mut r = rng(3);
+        let (x, dy) = (uniform(&mut r, s.len()), uniform(&mut r, s.len()));
+        let (xb, dyb) = (gpu.upload("x", &to_f32(&x)), gpu.upload("dy", &to_f32(&dy)));
+        let run = || {
+            let (rmb, rvb) = (gpu.zeros("rm", ch), gpu.zeros("rv", ch));
+            let z = |name| gpu.zeros(name, ch);
+            let (smb, sib, dgb, dbb) = (z("save_mean"), z("save_invstd"), z("dgamma"), z("dbeta"));
+            gpu.run_dispatches(vec![
+                batchnorm::stats(&xb, &rmb, &rvb, &smb, &sib, s),
+                batchnorm::backward_weight(&xb, &dyb, &smb, &sib, &dgb, &dbb, s),
+            ])
+            .unwrap();
+            [&smb, &sib, &rvb, &dgb, &dbb].map(|b| gpu.download::<f32>(b, ch).unwrap())
+        };
+        let (a, b) = (run(), run());
+        for (name, (u, v)) in ["save_mean", "save_invstd", "running_var", "dgamma", "dbeta"]
+            .iter()
+            .zip(a.iter().zip(&b))
+        {
+            let same = u.iter().zip(v).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "{s:?}: {name} differs between two identical runs");
+        }
     }
 }
 
@@ -138,7 +199,38 @@ fn batchnorm_flop_counts() {
     assert_eq!(cost(Kernel::BackwardWeight).flops, 5 * 120);
     assert_eq!(cost(Kernel::BackwardInput).flops, 7 * 120);
     assert_eq!(cost(Kernel::BackwardInput).bytes, 4 * 360 + 4 * 5 * 3);
-    // Launch geometry: one workgroup per channel, or ceil(120 / 256) for elementwise kernels.
-    assert_eq!(s.geometry(Kernel::Stats).0, [3, 1, 1]);
+    // Launch geometry: M = 40 takes one thread per channel, all 3 in one workgroup; the
+    // elementwise kernels need ceil(120 / (256 * 16)) workgroups.
+    assert_eq!(s.threads_per_channel(), 1);
+    assert_eq!(s.geometry(Kernel::Stats).0, [1, 1, 1]);
+    assert_eq!(s.geometry(Kernel::BackwardWeight).0, [1, 1, 1]);
     assert_eq!(s.geometry(Kernel::BackwardInput).0, [1, 1, 1]);
+}
+
+/// The reductions' thread split: T = the power of two leaving at most 256 values per thread,
+/// capped at the workgroup, and 256 / T channels per workgroup; the elementwise grid holds
+/// 16 elements per thread until it reaches 65535 workgroups.
+#[test]
+fn batchnorm_launch_geometry() {
+    let t = |n, h, w| BatchnormShape::new(n, 8, h, w).threads_per_channel();
+    assert_eq!(t(32, 1, 1), 1);
+    assert_eq!(t(1, 16, 16), 1);
+    assert_eq!(t(1, 1, 257), 2);
+    assert_eq!(t(32, 7, 7), 8);
+    assert_eq!(t(32, 32, 32), 128);
+    assert_eq!(t(64, 32, 32), 256);
+    assert_eq!(t(1024, 32, 32), 256);
+    let groups = |n, c, h, w, k| BatchnormShape::new(n, c, h, w).geometry(k).0;
+    // The paper's last stage: 512 channels of M = 32, one thread each, 256 per workgroup.
+    assert_eq!(groups(32, 512, 1, 1, Kernel::Stats), [2, 1, 1]);
+    assert_eq!(groups(32, 300, 1, 1, Kernel::BackwardWeight), [2, 1, 1]);
+    // 16 channels of M = 32768: T = 128, two channels per workgroup.
+    assert_eq!(groups(32, 16, 32, 32, Kernel::Stats), [8, 1, 1]);
+    // 524288 elements: 128 workgroups of 256 threads, 16 elements each.
+    assert_eq!(groups(32, 16, 32, 32, Kernel::Forward), [128, 1, 1]);
+    // 2^30 elements would need 262144 workgroups at 16 each: capped, the threads loop on.
+    assert_eq!(
+        groups(1024, 1024, 32, 32, Kernel::BackwardInput),
+        [65535, 1, 1]
+    );
 }

@@ -45,8 +45,10 @@ fn maxpool_shapes() -> Vec<MaxPoolShape> {
         explicit(2, 3, (7, 13), (3, 2), (2, 1), [0, 2, 1, 0]),
         explicit(1, 3, (15, 7), (2, 3), (1, 2), [1, 0, 0, 2]),
         explicit(2, 2, (13, 13), (2, 2), (3, 3), [1, 1, 0, 1]),
-        // A ResNet stem at batch 32.
+        // A ResNet stem at batch 32; a larger plane; 1x1 planes (one row, one window).
         MaxPoolShape::same(32, 64, 14, 14, 3, 2),
+        MaxPoolShape::same(2, 3, 32, 32, 3, 2),
+        MaxPoolShape::same(16, 64, 1, 1, 3, 2),
     ]
 }
 
@@ -73,14 +75,21 @@ fn maxpool_ties_match_reference() {
 fn avgpool_matches_reference() {
     let gpu = gpu();
     for (i, &(n, c, h, w)) in [
+        // Planes up to 256 cells take one thread each (T = 1): odd sizes, a single cell,
+        // a ResNet's last stages, and 70,000 planes of 2x2.
         (1, 3, 7, 7),
         (2, 3, 13, 13),
         (3, 5, 15, 15),
-        (2, 4, 28, 28),
         (1, 1, 1, 1),
         (32, 64, 14, 14),
-        // 70,000 planes: more workgroups than one grid dimension holds, so the fold is used.
+        (32, 512, 1, 1),
         (70, 1000, 2, 2),
+        // Larger planes split over T threads: 784 cells (T = 4), 1024 (T = 4, many
+        // planes), 32761 (T = 128), 90000 (T capped at 256).
+        (2, 4, 28, 28),
+        (3, 100, 32, 32),
+        (2, 3, 181, 181),
+        (1, 2, 300, 300),
     ]
     .iter()
     .enumerate()
@@ -200,12 +209,18 @@ fn pool_flop_counts() {
     let fwd = s.geometry(Kernel::Forward).1;
     assert_eq!(fwd.flops, planes * 7 * 7);
     assert_eq!(fwd.bytes, 4 * (150 + 54));
-    // Backward: a window of v cells is rescanned by each of its v cells (v^2 comparisons),
-    // sum over windows = (4 + 9 + 4)^2 per plane, plus one add per output.
+    // Backward: one thread per input row; a window of r valid rows and c valid columns is
+    // rescanned by each of its r rows (r * r * c comparisons), so per plane the sum over
+    // windows is (4 + 9 + 4) * (2 + 3 + 2); plus one add per output.
     let bwd = s.geometry(Kernel::BackwardInput).1;
-    assert_eq!(bwd.flops, planes * 17 * 17 + 54);
+    assert_eq!(bwd.flops, planes * 17 * 7 + 54);
     assert_eq!(bwd.bytes, 4 * (2 * 150 + 54));
+    // 6 planes x 3 output rows forward, x 5 input rows backward: one workgroup each.
+    assert_eq!(s.geometry(Kernel::Forward).0, [1, 1, 1]);
     assert_eq!(s.geometry(Kernel::BackwardInput).0, [1, 1, 1]);
+    let big = MaxPoolShape::same(32, 64, 112, 112, 3, 2);
+    assert_eq!(big.geometry(Kernel::Forward).0, [448, 1, 1]);
+    assert_eq!(big.geometry(Kernel::BackwardInput).0, [896, 1, 1]);
 
     // Global average pool of [2, 3, 4, 5]: 20 adds and one divide per plane.
     let a = AvgPoolShape {
@@ -216,5 +231,44 @@ fn pool_flop_counts() {
     };
     assert_eq!(a.geometry(Kernel::Forward).1.flops, 6 * 21);
     assert_eq!(a.geometry(Kernel::BackwardInput).1.flops, 120);
-    assert_eq!(a.geometry(Kernel::Forward).0, [6, 1, 1]);
+    // One thread per plane (20 cells), all six in one workgroup.
+    assert_eq!(a.threads_per_plane(), 1);
+    assert_eq!(a.geometry(Kernel::Forward).0, [1, 1, 1]);
+}
+
+/// The average pool's thread split: T = the power of two leaving at most 256 cells per thread,
+/// capped at the workgroup; its grid folds into y past 65535 workgroups. The backward holds
+/// 16 cells per thread until it reaches 65535 workgroups.
+#[test]
+fn avgpool_launch_geometry() {
+    let shape = |batch, channels, height, width| AvgPoolShape {
+        batch,
+        channels,
+        height,
+        width,
+    };
+    let t = |h, w| shape(1, 1, h, w).threads_per_plane();
+    assert_eq!(
+        [
+            t(1, 1),
+            t(16, 16),
+            t(1, 257),
+            t(32, 32),
+            t(181, 181),
+            t(300, 300)
+        ],
+        [1, 1, 2, 4, 128, 256]
+    );
+    // 512 channels x 32 images of 1x1: 16384 threads, 64 workgroups.
+    assert_eq!(shape(32, 512, 1, 1).geometry(Kernel::Forward).0, [64, 1, 1]);
+    // 2^25 planes, one thread each: 131072 workgroups, folded as 3 rows of 43691.
+    let folded = shape(65536, 512, 1, 1).geometry(Kernel::Forward).0;
+    assert_eq!(folded, [43691, 3, 1]);
+    // Backward of 32 * 64 * 8 * 8 cells: 32 workgroups of 256 threads, 16 cells each; capped.
+    assert_eq!(
+        shape(32, 64, 8, 8).geometry(Kernel::BackwardInput).0,
+        [32, 1, 1]
+    );
+    let huge = shape(1024, 1024, 32, 32).geometry(Kernel::BackwardInput).0;
+    assert_eq!(huge, [65535, 1, 1]);
 }

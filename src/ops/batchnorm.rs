@@ -10,7 +10,7 @@
 //! variance (divide by M = N*H*W), the one the forward normalises with. PyTorch averages the
 //! unbiased one (divide by M - 1), so its running variances are M / (M - 1) times larger.
 
-use crate::gpu::{groups_1d, Cost, Dispatch};
+use crate::gpu::{Cost, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
 pub const UNIFORMS: &[(&str, &str, usize)] = &[(
@@ -40,8 +40,25 @@ pub struct BatchnormParams {
     pub len: u32,
     pub eps: f32,
     pub momentum: f32,
-    pub _pad: u32,
+    pub seg_shift: u32,
+    pub seg_step_n: u32,
+    pub seg_step_k: u32,
+    pub grid_threads: u32,
+    pub grid_step_k: u32,
+    pub grid_step_c: u32,
+    pub _pad: [u32; 3],
 }
+
+/// Values one thread of a per-channel reduction should sum before the channel is split over
+/// more threads: enough that the tree's barriers are amortised (on CPU backends a barrier
+/// costs as much as hundreds of loads), few enough that a GPU still gets several threads per
+/// channel once M runs into the thousands.
+pub const VALUES_PER_THREAD: usize = 256;
+
+/// Elements one thread of an elementwise kernel handles (at least; more once the grid would
+/// pass 65535 workgroups): enough to amortise its two divisions and, on CPU backends, the
+/// cost of starting a workgroup.
+pub const ELEMENTS_PER_THREAD: usize = 16;
 
 /// The input's NCHW shape and the layer's two hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,7 +107,26 @@ impl BatchnormShape {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// T, the threads that share one channel's reduction: the power of two (1..=256) that
+    /// leaves each at most `VALUES_PER_THREAD` values, so M <= 256 takes one thread per channel
+    /// and M = 32*32*32 takes 128.
+    pub fn threads_per_channel(&self) -> usize {
+        self.count()
+            .div_ceil(VALUES_PER_THREAD)
+            .next_power_of_two()
+            .min(WORKGROUP[0] as usize)
+    }
+    /// Workgroups of the elementwise kernels: one thread per `ELEMENTS_PER_THREAD` elements,
+    /// capped at one grid dimension (the threads then loop further).
+    pub fn elementwise_groups(&self) -> usize {
+        self.len()
+            .div_ceil(WORKGROUP[0] as usize * ELEMENTS_PER_THREAD)
+            .clamp(1, 65535)
+    }
     fn params(&self) -> BatchnormParams {
+        let t = self.threads_per_channel();
+        let hw = self.hw().max(1);
+        let grid = self.elementwise_groups() * WORKGROUP[0] as usize;
         BatchnormParams {
             batch: self.batch as u32,
             channels: self.channels as u32,
@@ -99,7 +135,13 @@ impl BatchnormShape {
             len: self.len() as u32,
             eps: self.eps,
             momentum: self.momentum,
-            _pad: 0,
+            seg_shift: t.trailing_zeros(),
+            seg_step_n: (t / hw) as u32,
+            seg_step_k: (t % hw) as u32,
+            grid_threads: grid as u32,
+            grid_step_k: (grid % hw) as u32,
+            grid_step_c: (grid / hw % self.channels.max(1)) as u32,
+            _pad: [0; 3],
         }
     }
 
@@ -109,8 +151,13 @@ impl BatchnormShape {
     /// is left out. Bytes count each tensor touched once.
     pub fn geometry(&self, k: Kernel) -> ([u32; 3], Cost) {
         let (len, c) = (self.len() as u64, self.channels as u64);
-        let per_channel = [self.channels as u32, 1, 1];
-        let elementwise = groups_1d(len, WORKGROUP[0]);
+        // The reductions: T threads per channel, 256 / T channels per workgroup.
+        let per_channel = [
+            (self.channels * self.threads_per_channel()).div_ceil(WORKGROUP[0] as usize) as u32,
+            1,
+            1,
+        ];
+        let elementwise = [self.elementwise_groups() as u32, 1, 1];
         let (groups, flops, bytes) = match k {
             // Pass 1: one add; pass 2: subtract, add d, multiply-add d * d. Reads x (twice,
             // counted once), reads and writes the running stats, writes the saved ones.

@@ -4,7 +4,7 @@
 //!
 //! Max pool: padded cells never win (as -inf); ties go to the first maximal cell in row-major
 //! window order, on the GPU and in the CPU twin alike. The backward gathers (one thread per
-//! input cell, recomputing each covering window's winner) so it needs no atomics and no
+//! input row, recomputing each covering window's winner) so it needs no atomics and no
 //! stored argmax.
 
 use anyhow::{ensure, Result};
@@ -12,15 +12,18 @@ use anyhow::{ensure, Result};
 use crate::gpu::{groups_1d, Cost, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-/// The global average pool's per-plane workgroup: the planes it sums are small (8x8 at the
-/// end of a CIFAR ResNet, 7x7 on ImageNet), so 256 threads would mostly idle.
-pub const AVG_WORKGROUP: [u32; 3] = [64, 1, 1];
+/// Cells one thread of the global average pool sums before a plane is split over more
+/// threads: the planes that end a ResNet (1x1 to 8x8) take one thread each, with no barrier.
+pub const AVG_CELLS_PER_THREAD: usize = 256;
+/// Cells one thread of the average pool's backward writes (at least; more once the grid would
+/// pass 65535 workgroups): enough to amortise its divisions and the start of a workgroup.
+pub const AVG_BACKWARD_CELLS_PER_THREAD: usize = 16;
 pub const UNIFORMS: &[(&str, &str, usize)] =
     &[("pool", "PoolParams", std::mem::size_of::<PoolParams>())];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("maxpool_forward", WORKGROUP),
     ("maxpool_backward_input", WORKGROUP),
-    ("avgpool_forward", AVG_WORKGROUP),
+    ("avgpool_forward", WORKGROUP),
     ("avgpool_backward_input", WORKGROUP),
 ];
 
@@ -39,6 +42,10 @@ pub struct PoolParams {
     pub stride_w: u32,
     pub pad_top: u32,
     pub pad_left: u32,
+    pub seg_shift: u32,
+    pub grid_threads: u32,
+    pub grid_step_k: u32,
+    pub grid_step_plane: u32,
 }
 
 /// Which kernel of an op, for the shapes' `geometry`.
@@ -155,13 +162,15 @@ impl MaxPoolShape {
             stride_w: self.stride.1 as u32,
             pad_top: self.padding.top as u32,
             pad_left: self.padding.left as u32,
+            ..Default::default()
         }
     }
 
     /// Workgroups and work of one kernel, from which both the launch and the profiler read.
-    /// FLOPs count one comparison per input cell a window visits (padded cells are skipped)
-    /// and one add per dy gathered. A window's visited cells are (valid rows) x (valid cols),
-    /// so sums over windows factor into a sum over rows times a sum over columns.
+    /// Both kernels run one thread per row (of y forward, of dx backward). FLOPs count one
+    /// comparison per input cell a window visits (padded cells are skipped) and one add per
+    /// dy gathered. A window's visited cells are (valid rows) x (valid cols), so sums over
+    /// windows factor into a sum over rows times a sum over columns.
     pub fn geometry(&self, k: Kernel) -> ([u32; 3], Cost) {
         self.validate().expect("max pool shape invariants");
         // Per output row (column): how many of its window's rows (columns) are input cells.
@@ -193,24 +202,23 @@ impl MaxPoolShape {
             self.out_len() as u64,
         );
         match k {
-            // One thread per output; it visits its window's cells once.
+            // One thread per output row; each window's cells are visited once.
             Kernel::Forward => {
                 let visits = planes * rows.sum::<u64>() * cols.sum::<u64>();
                 (
-                    groups_1d(out, WORKGROUP[0]),
+                    groups_1d(planes * self.out_h() as u64, WORKGROUP[0]),
                     Cost {
                         flops: visits,
                         bytes: 4 * (inp + out),
                     },
                 )
             }
-            // One thread per input cell; each covering window w is re-scanned, so w's
-            // |w| cells each scan it once: sum over windows of |w|^2 comparisons.
+            // One thread per input row; window w is scanned by each of its valid rows'
+            // threads: sum over windows of rows(w) * |w| = rows(w)^2 * cols(w) comparisons.
             Kernel::BackwardInput => {
-                let rescans =
-                    planes * rows.map(|r| r * r).sum::<u64>() * cols.map(|c| c * c).sum::<u64>();
+                let rescans = planes * rows.map(|r| r * r).sum::<u64>() * cols.sum::<u64>();
                 (
-                    groups_1d(inp, WORKGROUP[0]),
+                    groups_1d(planes * self.height as u64, WORKGROUP[0]),
                     Cost {
                         flops: rescans + out,
                         bytes: 4 * (2 * inp + out),
@@ -246,7 +254,26 @@ impl AvgPoolShape {
         self.planes()
     }
 
+    /// T, the forward's threads per plane: the power of two (1..=256) that leaves each at
+    /// most `AVG_CELLS_PER_THREAD` cells.
+    pub fn threads_per_plane(&self) -> usize {
+        self.hw()
+            .div_ceil(AVG_CELLS_PER_THREAD)
+            .next_power_of_two()
+            .min(WORKGROUP[0] as usize)
+    }
+
+    /// Workgroups of the backward: one thread per `AVG_BACKWARD_CELLS_PER_THREAD` cells,
+    /// capped at one grid dimension (the threads then loop further).
+    pub fn backward_groups(&self) -> usize {
+        self.in_len()
+            .div_ceil(WORKGROUP[0] as usize * AVG_BACKWARD_CELLS_PER_THREAD)
+            .clamp(1, 65535)
+    }
+
     fn params(&self, len: usize) -> PoolParams {
+        let grid = self.backward_groups() * WORKGROUP[0] as usize;
+        let hw = self.hw().max(1);
         PoolParams {
             len: len as u32,
             planes: self.planes() as u32,
@@ -254,17 +281,21 @@ impl AvgPoolShape {
             in_w: self.width as u32,
             out_h: 1,
             out_w: 1,
+            seg_shift: self.threads_per_plane().trailing_zeros(),
+            grid_threads: grid as u32,
+            grid_step_k: (grid % hw) as u32,
+            grid_step_plane: (grid / hw) as u32,
             ..Default::default()
         }
     }
 
-    /// Workgroups and work of one kernel. Forward: H*W adds and one divide per plane, one
-    /// workgroup per plane. Backward: one divide per input cell.
+    /// Workgroups and work of one kernel. Forward: H*W adds and one divide per plane, T
+    /// threads per plane. Backward: one divide per input cell, `backward_groups` workgroups.
     pub fn geometry(&self, k: Kernel) -> ([u32; 3], Cost) {
         let (planes, inp) = (self.planes() as u64, self.in_len() as u64);
         let groups = match k {
-            Kernel::Forward => groups_1d(planes * AVG_WORKGROUP[0] as u64, AVG_WORKGROUP[0]),
-            Kernel::BackwardInput => groups_1d(inp, WORKGROUP[0]),
+            Kernel::Forward => groups_1d(planes * self.threads_per_plane() as u64, WORKGROUP[0]),
+            Kernel::BackwardInput => [self.backward_groups() as u32, 1, 1],
         };
         let flops = match k {
             Kernel::Forward => inp + planes,
@@ -283,7 +314,7 @@ impl AvgPoolShape {
 /// x: [N, C, H, W] -> y: [N, C, out_h, out_w]
 pub fn maxpool_forward(x: &wgpu::Buffer, y: &wgpu::Buffer, s: MaxPoolShape) -> Dispatch {
     let (groups, cost) = s.geometry(Kernel::Forward);
-    Dispatch::new("maxpool_forward", &s.params(s.out_len()), groups)
+    Dispatch::new("maxpool_forward", &s.params(s.planes() * s.out_h()), groups)
         .bind(1, x)
         .bind(2, y)
         .cost(cost.flops, cost.bytes)
@@ -297,11 +328,15 @@ pub fn maxpool_backward_input(
     s: MaxPoolShape,
 ) -> Dispatch {
     let (groups, cost) = s.geometry(Kernel::BackwardInput);
-    Dispatch::new("maxpool_backward_input", &s.params(s.in_len()), groups)
-        .bind(1, x)
-        .bind(3, dy)
-        .bind(4, dx)
-        .cost(cost.flops, cost.bytes)
+    Dispatch::new(
+        "maxpool_backward_input",
+        &s.params(s.planes() * s.height),
+        groups,
+    )
+    .bind(1, x)
+    .bind(3, dy)
+    .bind(4, dx)
+    .cost(cost.flops, cost.bytes)
 }
 
 /// x: [N, C, H, W] -> y: [N, C]
