@@ -11,7 +11,8 @@ use adaresnet::train::{train, RunInfo, TrainConfig};
 #[test]
 fn eval_and_predict_match_training() {
     let gpu = common::gpu();
-    let out = std::env::temp_dir().join(format!("adaresnet-test-{}-evalpredict", std::process::id()));
+    let out =
+        std::env::temp_dir().join(format!("adaresnet-test-{}-evalpredict", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let cfg = TrainConfig {
         dataset: "mnist".into(),
@@ -35,7 +36,10 @@ fn eval_and_predict_match_training() {
     let summary = train(&gpu, &cfg, &out, false, false).unwrap();
     let info = RunInfo::load(&out).unwrap();
     assert_eq!(info.class_names.len(), 10);
-    assert!(info.normalize.is_some(), "normalisation statistics are saved with the run");
+    assert!(
+        info.normalize.is_some(),
+        "normalisation statistics are saved with the run"
+    );
 
     // A fresh inference executor from the checkpoint reproduces training's own test figures
     // exactly: same kernels, same parameters, same (padded) batches.
@@ -51,7 +55,10 @@ fn eval_and_predict_match_training() {
     let files: Vec<PathBuf> = (0..40)
         .map(|i| {
             let path = dir.join(format!("{i}.png"));
-            image::GrayImage::from_raw(28, 28, test.image(i).to_vec()).unwrap().save(&path).unwrap();
+            image::GrayImage::from_raw(28, 28, test.image(i).to_vec())
+                .unwrap()
+                .save(&path)
+                .unwrap();
             path
         })
         .collect();
@@ -61,15 +68,24 @@ fn eval_and_predict_match_training() {
     for (i, p) in probs.iter().enumerate() {
         let sum: f32 = p.iter().sum();
         // Ten f32 exponentials normalised in f32: a few ulps off 1.
-        assert!((sum - 1.0).abs() < 1e-5, "probabilities of image {i} sum to {sum}");
+        assert!(
+            (sum - 1.0).abs() < 1e-5,
+            "probabilities of image {i} sum to {sum}"
+        );
         let best = adaresnet::cli::predict::top_classes(p, 1)[0].0;
         correct += (best as u32 == test.labels[i]) as usize;
     }
-    assert_eq!(correct as f64 / 40.0, acc, "predict's top-1 accuracy differs from eval's");
+    assert_eq!(
+        correct as f64 / 40.0,
+        acc,
+        "predict's top-1 accuracy differs from eval's"
+    );
 
     // A file that is not an image is a one-line error naming it.
     let bad = dir.join("broken.png");
     std::fs::write(&bad, b"not a png").unwrap();
-    let err = predict(&gpu, &out, &info, std::slice::from_ref(&bad)).unwrap_err().to_string();
+    let err = predict(&gpu, &out, &info, std::slice::from_ref(&bad))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("broken.png") && !err.contains('\n'), "{err}");
 }

@@ -197,7 +197,13 @@ fn trains_on_cifar10_binary_files() {
         let bytes: Vec<u8> = (first..first + count).flat_map(record).collect();
         std::fs::write(dir.join(file), bytes).unwrap();
     }
-    let cfg = TrainConfig { dataset: "cifar10".into(), data: dir, train_limit: 0, test_limit: 0, ..config(ResidualMode::Ada2, 1, 0) };
+    let cfg = TrainConfig {
+        dataset: "cifar10".into(),
+        data: dir,
+        train_limit: 0,
+        test_limit: 0,
+        ..config(ResidualMode::Ada2, 1, 0)
+    };
     let out = run_dir("cifar-run");
     let s = train(&gpu, &cfg, &out, false, false).unwrap();
     // 80 training records at batch 32 (last partial batch dropped): two steps.

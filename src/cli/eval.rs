@@ -42,6 +42,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let gpu = Gpu::new(&args.gpu.choice())?;
     let (loss, acc, n) = eval_run(&gpu, &args.run, &info, &cfg, split)?;
-    println!("{} split of {} ({} images): loss {loss:.4}, accuracy {acc:.4}", args.split, cfg.data.display(), n);
+    println!(
+        "{} split of {} ({} images): loss {loss:.4}, accuracy {acc:.4}",
+        args.split,
+        cfg.data.display(),
+        n
+    );
     Ok(())
 }

@@ -40,7 +40,16 @@ pub fn run(args: PredictArgs) -> Result<()> {
     for (path, p) in args.images.iter().zip(&probs) {
         let shown: Vec<String> = top_classes(p, args.top)
             .into_iter()
-            .map(|(c, pr)| format!("{} {:.3}", info.class_names.get(c).cloned().unwrap_or_else(|| c.to_string()), pr))
+            .map(|(c, pr)| {
+                format!(
+                    "{} {:.3}",
+                    info.class_names
+                        .get(c)
+                        .cloned()
+                        .unwrap_or_else(|| c.to_string()),
+                    pr
+                )
+            })
             .collect();
         println!("{}: {}", path.display(), shown.join(", "));
     }

@@ -188,7 +188,10 @@ pub fn train(
         class_names: train_ds.class_names.clone(),
         normalize: stats.map(Into::into),
     };
-    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&json_config(&run, gpu)?)?)?;
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_string_pretty(&json_config(&run, gpu)?)?,
+    )?;
 
     let names: Vec<String> = exec
         .graph
