@@ -847,3 +847,93 @@ fn conv2d_backward_weight_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Weight layouts for the `_subgroup` GEMMs (conv2d_subgroup.wgsl), which read one vec4 of rows
+// per reduction step: packed[base + k * ldw + m] for k = (c, th, tw) and m < ldw (rows past M
+// read zero, so the GEMM needs no row bounds). The forward packs w[m, c, first + t] (m = co);
+// dx packs each stride phase's taps flipped, w[c, m, base + step * t] (c = co, m = ci).
+
+struct ConvPackParams {
+    rows: u32,     // M
+    chans: u32,    // C
+    taps_h: u32,
+    taps_w: u32,
+    kw: u32,       // the weight's KW and KH * KW
+    khw: u32,
+    stride_m: u32, // weight index = m * stride_m + c * stride_c + kh * KW + kw
+    stride_c: u32,
+    base_h: i32,   // kh = base_h + step_h * th
+    step_h: i32,
+    base_w: i32,
+    step_w: i32,
+    ldw: u32,
+    out_base: u32, // first float of this layout in `packed`
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> pk: ConvPackParams;
+@group(0) @binding(10) var<storage, read_write> packed: array<f32>;
+
+// One invocation per packed float; 1-D, folded past 65535 groups.
+@compute @workgroup_size(256)
+fn conv2d_pack_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) t: u32) {
+    let taps = pk.taps_h * pk.taps_w;
+    let i = (wid.y * nwg.x + wid.x) * 256u + t;
+    if (i >= pk.chans * taps * pk.ldw) { return; }
+    let k = i / pk.ldw;
+    let m = i % pk.ldw;
+    var v = 0.0;
+    if (m < pk.rows) {
+        let c = k / taps;
+        let th = (k % taps) / pk.taps_w;
+        let tw = k % pk.taps_w;
+        let kh = u32(pk.base_h + pk.step_h * i32(th));
+        let kw = u32(pk.base_w + pk.step_w * i32(tw));
+        v = wt[m * pk.stride_m + c * pk.stride_c + kh * pk.kw + kw];
+    }
+    packed[pk.out_base + i] = v;
+}
+
+// dw[co, ci, kh, kw] = sum over slices s (in order) of dw_partials[s, co, c] where
+// c = (ci, kh - first_h, kw - first_w) inside the tap window, else 0: the `_subgroup` weight
+// gradient's partials, which hold the window's taps only. 1-D, folded past 65535 groups.
+struct ConvWindowSumParams {
+    cout: u32,
+    cin: u32,
+    kh: u32,
+    kw: u32,
+    first_h: u32,
+    taps_h: u32,
+    first_w: u32,
+    taps_w: u32,
+    splits: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> ws: ConvWindowSumParams;
+
+@compute @workgroup_size(256)
+fn conv2d_backward_weight_sum_window(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                     @builtin(local_invocation_index) t: u32) {
+    let khw = ws.kh * ws.kw;
+    let i = (wid.y * nwg.x + wid.x) * 256u + t;
+    if (i >= ws.cout * ws.cin * khw) { return; }
+    let co = i / (ws.cin * khw);
+    let ci = (i / khw) % ws.cin;
+    let jh = (i % khw) / ws.kw - ws.first_h; // wraps below the window's first tap
+    let jw = i % ws.kw - ws.first_w;
+    var acc = 0.0;
+    if (jh < ws.taps_h && jw < ws.taps_w) {
+        let kc = ws.cin * ws.taps_h * ws.taps_w;
+        let c = (ci * ws.taps_h + jh) * ws.taps_w + jw;
+        for (var s = 0u; s < ws.splits; s = s + 1u) {
+            acc = acc + dw_partials[(s * ws.cout + co) * kc + c];
+        }
+    }
+    dw[i] = acc;
+}

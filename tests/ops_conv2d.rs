@@ -60,6 +60,87 @@ fn conv2d_matches_reference() {
     }
 }
 
+/// The shapes of the two sweeps above, for the kernels of other styles.
+fn awkward_shapes() -> Vec<Conv2dShape> {
+    let pad = |top, bottom, left, right| Padding {
+        top,
+        bottom,
+        left,
+        right,
+    };
+    vec![
+        same([1, 3, 32, 32], 16, 3, 1, true),
+        same([2, 1, 28, 28], 8, 7, 2, false),
+        valid([3, 5, 13, 15], 70, 3, 1, true),
+        same([2, 16, 32, 32], 32, 3, 2, true),
+        valid([1, 7, 7, 7], 65, 1, 1, false),
+        valid([2, 16, 15, 15], 32, 1, 2, false),
+        same([4, 3, 7, 7], 5, 7, 1, true),
+        same([2, 64, 14, 14], 128, 3, 2, true),
+        same([8, 3, 32, 32], 16, 3, 1, false),
+        Conv2dShape::new([2, 4, 9, 11], 6, (3, 5), (2, 1), pad(2, 0, 1, 3), true).unwrap(),
+        same([2, 3, 9, 11], 5, 3, 1, true),
+        same([2, 4, 10, 9], 6, 3, 2, false),
+        Conv2dShape::new([2, 3, 10, 9], 4, (3, 5), (2, 3), pad(2, 0, 1, 3), true).unwrap(),
+        valid([2, 5, 7, 7], 6, 1, 2, false),
+        valid([1, 2, 8, 7], 3, 2, 3, true),
+        same([3, 8, 1, 1], 7, 3, 1, true),
+        same([2, 6, 2, 2], 5, 3, 2, false),
+        same([4, 3, 16, 16], 8, 3, 1, true),
+        // 2x2 and 1x1 maps with many channels (the paper's last stages): positions not a
+        // multiple of 4 per image, a single row tile of 32 and more.
+        same([3, 40, 2, 2], 36, 3, 1, true),
+        same([5, 33, 1, 1], 64, 3, 1, false),
+        // 64-channel 8x8: whole 32x32 tiles, dw split into slices of 4-aligned positions.
+        same([32, 64, 8, 8], 64, 3, 1, false),
+    ]
+}
+
+/// The subgroup kernels (every pass, one GEMM per stride phase of dx, split-K dw over the
+/// tap window) against the f64 twin over the awkward shapes. They need the SUBGROUP feature,
+/// which lavapipe has.
+#[test]
+fn conv2d_subgroup_matches_reference() {
+    let gpu = gpu();
+    assert!(
+        adaresnet::gpu::choice::supported(&gpu, adaresnet::gpu::KernelStyle::Subgroup),
+        "this adapter has no subgroups of 8 or more: the subgroup kernels cannot be tested on it"
+    );
+    let mut split = false;
+    for (i, s) in awkward_shapes().iter().enumerate() {
+        let s = s.with_style(adaresnet::gpu::KernelStyle::Subgroup);
+        let g = s.geometry();
+        assert_eq!(
+            [
+                g.forward.tiling,
+                g.backward_input.tiling,
+                g.backward_weight.tiling
+            ],
+            [Tiling::Subgroup; 3]
+        );
+        split |= s.subgroup_dw_split().0 > 1;
+        check_conv2d(&gpu, &s, 500 + i as u64).unwrap().assert_ok();
+    }
+    assert!(split, "a subgroup weight gradient must run split-K");
+    // Folded grids: every GEMM's column tiles fold into z in twos.
+    for (i, s) in [
+        same([2, 3, 24, 20], 5, 3, 2, true),
+        same([2, 4, 9, 9], 70, 3, 1, false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s = s
+            .with_style(adaresnet::gpu::KernelStyle::Subgroup)
+            .with_tilings(Tilings {
+                fold_past: Some(2),
+                ..Tilings::default()
+            })
+            .unwrap();
+        check_conv2d(&gpu, &s, 600 + i as u64).unwrap().assert_ok();
+    }
+}
+
 /// Every kernel path against the f64 twin: each narrow tiling of each pass and the square
 /// kernels (the geometry would pick only some of them for these shapes), on odd sizes,
 /// unequal strides, strides larger than the kernel (stride phases that no tap reaches),
@@ -171,7 +252,8 @@ fn conv2d_large_grid_folds() {
     let up = |name, v: &[f64]| gpu.upload(name, &to_f32(v));
     let (xb, wb, bb) = (up("x", &x), up("w", &w), up("b", &b));
     let yb = gpu.zeros("y", s.output_len());
-    gpu.run_dispatches(vec![conv2d::forward(&xb, &wb, Some(&bb), &yb, &s)])
+    let packed = gpu.zeros("packed", s.forward_scratch_len());
+    gpu.run_dispatches(conv2d::forward(&xb, &wb, Some(&bb), &yb, &packed, &s))
         .unwrap();
     assert_close(
         "y",
@@ -203,7 +285,9 @@ fn conv2d_is_deterministic() {
         })
         .unwrap();
     assert!(square.geometry().splits > 1);
-    for s in [auto, square] {
+    let subgroup = auto.with_style(adaresnet::gpu::KernelStyle::Subgroup);
+    assert!(subgroup.subgroup_dw_split().0 > 1);
+    for s in [auto, square, subgroup] {
         let (a, b) = (
             check_conv2d(&gpu, &s, 9).unwrap(),
             check_conv2d(&gpu, &s, 9).unwrap(),

@@ -194,16 +194,19 @@ fn query_sets_are_chunked_past_the_4096_query_limit() {
     }
 }
 
-/// The cost of the dispatch `entry` of layer `label` in the training program.
+/// The cost of the dispatches of layer `label` whose entry point starts with `entry` (a pass
+/// may take several: one per stride phase), summed.
 fn cost(exec: &GpuExecutor, label: &str, entry: &str) -> (u64, u64) {
-    let d = exec
+    let ds: Vec<_> = exec
         .train_program()
         .unwrap()
         .dispatches
         .iter()
-        .find(|d| d.label == label && d.entry.starts_with(entry))
-        .unwrap_or_else(|| panic!("no {entry} dispatch in layer {label}"));
-    (d.cost.flops, d.cost.bytes)
+        .filter(|d| d.label == label && d.entry.starts_with(entry))
+        .collect();
+    assert!(!ds.is_empty(), "no {entry} dispatch in layer {label}");
+    ds.iter()
+        .fold((0, 0), |(f, b), d| (f + d.cost.flops, b + d.cost.bytes))
 }
 
 #[test]

@@ -15,11 +15,15 @@ pub fn check_conv2d(gpu: &Gpu, s: &Conv2dShape, seed: u64) -> Result<OpCheck> {
     let x_shape = [s.batch, s.cin, s.h, s.w];
     let w_shape = [s.cout, s.cin, s.kh, s.kw];
     let y_shape = s.output_shape();
+    let style = match s.style {
+        crate::gpu::KernelStyle::Tiled => String::new(),
+        other => format!(" {}", other.name()),
+    };
     let mut c = OpCheck::new(
         if s.sh == s.sw {
-            format!("conv2d[{}x{}/{}]", s.kh, s.kw, s.sh)
+            format!("conv2d[{}x{}/{}]{style}", s.kh, s.kw, s.sh)
         } else {
-            format!("conv2d[{}x{}/{}x{}]", s.kh, s.kw, s.sh, s.sw)
+            format!("conv2d[{}x{}/{}x{}]{style}", s.kh, s.kw, s.sh, s.sw)
         },
         json!({
             "x": x_shape,
@@ -31,6 +35,7 @@ pub fn check_conv2d(gpu: &Gpu, s: &Conv2dShape, seed: u64) -> Result<OpCheck> {
             },
             "bias": s.has_bias,
             "dw_splits": g.splits,
+            "style": s.style.name(),
             "tilings": [
                 format!("{:?}", g.forward.tiling),
                 format!("{:?}", g.backward_input.tiling),
@@ -55,11 +60,11 @@ pub fn check_conv2d(gpu: &Gpu, s: &Conv2dShape, seed: u64) -> Result<OpCheck> {
         gpu.zeros("db", s.cout),
     );
     let partials = gpu.zeros("dw partials", s.dw_partials_len());
+    let packed_forward = gpu.zeros("packed weights", s.forward_scratch_len());
+    let packed_dx = gpu.zeros("packed dx weights", s.backward_input_scratch_len());
 
-    let mut ds = vec![
-        conv2d::forward(&xb, &wb, bb.as_ref(), &yb, s),
-        conv2d::backward_input(&dyb, &wb, &dxb, s),
-    ];
+    let mut ds = conv2d::forward(&xb, &wb, bb.as_ref(), &yb, &packed_forward, s);
+    ds.extend(conv2d::backward_input(&dyb, &wb, &dxb, &packed_dx, s));
     ds.extend(conv2d::backward_weight(&dyb, &xb, &partials, &dwb, s));
     if s.has_bias {
         ds.push(conv2d::backward_bias(&dyb, &dbb, s));

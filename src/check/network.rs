@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::{batchnorm, conv2d, elementwise, linear, loss, optim, pool, OpCheck};
-use crate::gpu::Gpu;
+use crate::gpu::{choice, Gpu, KernelStyle};
 use crate::graph::{shapes, Op};
 use crate::model::{build_forward, ModelConfig, Preset, ResidualMode, WInit};
 use crate::ops::optim::{Adam, Sgd};
@@ -42,11 +42,15 @@ pub fn paper_op_checks(
             continue;
         }
         let mut found = match node.op {
-            Op::Conv2d(a) => vec![conv2d::check_conv2d(
-                gpu,
-                &shapes::conv(&g, a, i[0], i[1]),
-                seed,
-            )?],
+            // Every kernel style this adapter can run, not only the one it would pick.
+            Op::Conv2d(a) => KernelStyle::ALL
+                .into_iter()
+                .filter(|&style| choice::supported(gpu, style))
+                .map(|style| {
+                    let s = shapes::conv(&g, a, i[0], i[1]).with_style(style);
+                    conv2d::check_conv2d(gpu, &s, seed)
+                })
+                .collect::<Result<Vec<_>>>()?,
             Op::BatchNorm(a) => vec![batchnorm::check_batchnorm(
                 gpu,
                 &shapes::batchnorm(&g, a, i[0]),

@@ -11,6 +11,10 @@ use anyhow::{anyhow, Result};
 /// Every shader file, one per op family, embedded in the binary.
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv2d", include_str!("../../shaders/conv2d.wgsl")),
+    (
+        "conv2d_subgroup",
+        include_str!("../../shaders/conv2d_subgroup.wgsl"),
+    ),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("relu", include_str!("../../shaders/relu.wgsl")),
     ("residual", include_str!("../../shaders/residual.wgsl")),
@@ -21,13 +25,23 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
 ];
 
-/// Parses and validates one WGSL source with naga, as wgpu will.
+/// The optional device features a shader file needs (its module is only created with them).
+pub fn required_features(file: &str) -> wgpu::Features {
+    if file.ends_with("_subgroup") {
+        wgpu::Features::SUBGROUP
+    } else {
+        wgpu::Features::empty()
+    }
+}
+
+/// Parses and validates one WGSL source with naga, as wgpu will (with the subgroup operations
+/// allowed: only files that `required_features` marks use them).
 pub fn validate(name: &str, source: &str) -> Result<naga::Module> {
     let module = naga::front::wgsl::parse_str(source)
         .map_err(|e| anyhow!("{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))?;
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP,
     )
     .validate(&module)
     .map_err(|e| {
@@ -60,6 +74,9 @@ impl Kernels {
     pub fn new(device: &wgpu::Device) -> Result<Self> {
         let mut modules = HashMap::new();
         for (file, source) in SHADERS {
+            if !device.features().contains(required_features(file)) {
+                continue;
+            }
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(file),
                 source: wgpu::ShaderSource::Wgsl((*source).into()),
@@ -68,6 +85,7 @@ impl Kernels {
         }
         let entry_file = entry_points()?
             .into_iter()
+            .filter(|(file, _, _)| modules.contains_key(file))
             .map(|(file, entry, _)| (entry, file))
             .collect();
         Ok(Self {
@@ -83,10 +101,9 @@ impl Kernels {
         cache
             .entry(entry)
             .or_insert_with(|| {
-                let file = self
-                    .entry_file
-                    .get(entry)
-                    .unwrap_or_else(|| panic!("no shader defines entry point `{entry}`"));
+                let file = self.entry_file.get(entry).unwrap_or_else(|| {
+                    panic!("no shader this device can run defines entry point `{entry}`")
+                });
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
                     layout: None,

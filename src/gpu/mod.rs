@@ -1,5 +1,6 @@
 //! The GPU side: adapter and device, embedded kernels, buffers and dispatch recording.
 
+pub mod choice;
 pub mod device;
 pub mod dispatch;
 pub mod kernels;
@@ -7,6 +8,7 @@ pub mod profiler;
 
 use anyhow::{anyhow, Context, Result};
 
+pub use choice::{KernelChoice, KernelStyle};
 pub use device::AdapterChoice;
 pub use dispatch::{groups_1d, Cost, Dispatch, Program};
 
@@ -17,6 +19,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub kernels: kernels::Kernels,
+    /// The kernel style in force, decided on first use (see `choice`).
+    choice: std::sync::Mutex<Option<KernelChoice>>,
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -35,7 +39,24 @@ impl Gpu {
             queue,
             info,
             kernels,
+            choice: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The kernel style in force on this device: decided once (forced, cached or measured with
+    /// `measure`, see `choice::resolve`) and reused for every program built on it.
+    pub fn kernel_choice(
+        &self,
+        measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
+    ) -> Result<KernelChoice> {
+        let mut slot = self.choice.lock().expect("kernel choice lock poisoned");
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = choice::resolve(self, measure)?;
+        log::info!("{}: {}", self.info.name, c.describe());
+        *slot = Some(c.clone());
+        Ok(c)
     }
 
     /// The adapter from `ADARESNET_BACKEND` / `ADARESNET_ADAPTER`, else the best one found.

@@ -67,13 +67,12 @@ pub fn differentiate(g: &mut Graph) {
             Op::Conv2d(a) => {
                 let dy = dy.unwrap();
                 if need(inp[0]) {
-                    let d = emit(
-                        g,
-                        Op::Conv2dBackwardInput(a),
-                        name,
-                        &[dy, inp[1]],
-                        &[("dx", inp[0])],
-                    );
+                    let packed = shapes::conv(g, a, inp[0], inp[1]).backward_input_scratch_len();
+                    let outs = [
+                        ("dx", g.tensor(inp[0]).shape.clone(), Role::Grad),
+                        ("packed", vec![packed.max(1)], Role::Scratch),
+                    ];
+                    let d = g.add_node(Op::Conv2dBackwardInput(a), name, &[dy, inp[1]], &outs);
                     add_grad(g, &mut grads, inp[0], d[0]);
                 }
                 conv_weight_grad(g, a, name, dy, inp[0], inp[1]);

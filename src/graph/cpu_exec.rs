@@ -49,7 +49,10 @@ impl CpuExecutor {
         let outs: Vec<Vec<f64>> = match node.op {
             Op::Conv2d(a) => {
                 let s = shapes::conv(g, a, i[0], i[1]);
-                vec![conv2d::cpu::forward(v(0), v(1), a.bias.then(|| v(2)), &s)]
+                vec![
+                    conv2d::cpu::forward(v(0), v(1), a.bias.then(|| v(2)), &s),
+                    vec![0.0; g.tensor(o[1]).len()],
+                ]
             }
             Op::BatchNorm(a) => {
                 let s = shapes::batchnorm(g, a, i[0]);
@@ -83,11 +86,10 @@ impl CpuExecutor {
                     loss::cpu::softmax_xent_forward(v(0), &labels(), shapes::loss(g, i[0]));
                 vec![vec![mean, correct as f64]]
             }
-            Op::Conv2dBackwardInput(a) => vec![conv2d::cpu::backward_input(
-                v(0),
-                v(1),
-                &shapes::conv(g, a, o[0], i[1]),
-            )],
+            Op::Conv2dBackwardInput(a) => vec![
+                conv2d::cpu::backward_input(v(0), v(1), &shapes::conv(g, a, o[0], i[1])),
+                vec![0.0; g.tensor(o[1]).len()],
+            ],
             Op::Conv2dBackwardWeight(a) => {
                 let s = shapes::conv(g, a, i[1], o[0]);
                 vec![

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::lower::lower_node;
 use super::plan::{plan, Plan};
 use super::{Graph, Role, TensorId};
-use crate::gpu::{Dispatch, Gpu, Program};
+use crate::gpu::{Dispatch, Gpu, KernelStyle, Program};
 use crate::ops::optim::Optimizer;
 
 /// What one training step reports, read back a step or two later without stalling.
@@ -40,6 +40,8 @@ pub struct GpuExecutor<'g> {
     pub gpu: &'g Gpu,
     pub graph: Graph,
     pub plan: Plan,
+    /// The adapter's kernel style every program here was lowered with.
+    pub style: KernelStyle,
     buffers: Vec<wgpu::Buffer>,
     /// Optimizer state buffers per trainable parameter, in `graph.grads` order.
     pub optim_state: Vec<Vec<wgpu::Buffer>>,
@@ -65,6 +67,7 @@ impl<'g> GpuExecutor<'g> {
             bail!("a training executor needs a graph with backward nodes (model::build_training)");
         }
         let plan = plan(&graph, gpu.max_binding_bytes())?;
+        let style = crate::ops::conv2d::kernel_style(gpu)?;
         let slots: Vec<wgpu::Buffer> = plan
             .slot_bytes
             .iter()
@@ -85,7 +88,7 @@ impl<'g> GpuExecutor<'g> {
         let forward: Vec<Dispatch> = graph
             .forward_nodes()
             .iter()
-            .flat_map(|n| lower_node(&graph, n, &buf, true))
+            .flat_map(|n| lower_node(&graph, n, &buf, true, style))
             .collect();
         let eval = Program::new(gpu, forward);
 
@@ -98,14 +101,14 @@ impl<'g> GpuExecutor<'g> {
                 graph
                     .nodes
                     .iter()
-                    .flat_map(|n| lower_node(&graph, n, &buf, false))
+                    .flat_map(|n| lower_node(&graph, n, &buf, false, style))
                     .collect(),
             )),
             (Some(opt), true) => {
                 let mut ds: Vec<Dispatch> = graph
                     .nodes
                     .iter()
-                    .flat_map(|n| lower_node(&graph, n, &buf, false))
+                    .flat_map(|n| lower_node(&graph, n, &buf, false, style))
                     .collect();
                 for (p, d) in &graph.grads {
                     let t = graph.tensor(*p);
@@ -133,6 +136,7 @@ impl<'g> GpuExecutor<'g> {
             gpu,
             graph,
             plan,
+            style,
             buffers,
             optim_state,
             optimizer,
@@ -165,7 +169,7 @@ impl<'g> GpuExecutor<'g> {
         let buf = |t: TensorId| self.buffers[t.0].clone();
         let mut passes: Vec<&'static str> = Vec::new();
         for n in &self.graph.nodes {
-            let count = lower_node(&self.graph, n, &buf, false).len();
+            let count = lower_node(&self.graph, n, &buf, false, self.style).len();
             passes.extend(std::iter::repeat_n(n.op.pass(), count));
         }
         let len = self.train.as_ref().map_or(0, Program::len);

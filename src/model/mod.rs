@@ -201,11 +201,16 @@ impl<'a> Builder<'a> {
             out_size(h, k, stride, pad[0], pad[1]),
             out_size(w, k, stride, pad[2], pad[3]),
         );
+        // Scratch for the packed weights some kernel styles read (sized for any style).
+        let packed = crate::graph::shapes::conv(&self.g, attrs, x, weight).forward_scratch_len();
         self.g.add_node(
             Op::Conv2d(attrs),
             name,
             &inputs,
-            &[("y", vec![n, cout, oh, ow], Role::Activation)],
+            &[
+                ("y", vec![n, cout, oh, ow], Role::Activation),
+                ("packed", vec![packed.max(1)], Role::Scratch),
+            ],
         )[0]
     }
 

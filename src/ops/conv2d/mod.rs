@@ -1,13 +1,20 @@
 //! 2-D convolution (NCHW, f32) with optional bias, and its gradients with respect to the
-//! input, the weight and the bias. The kernels are implicit GEMMs (see `shaders/conv2d.wgsl`)
-//! in two families: square 64x64 tiles for wide layers, and `_narrow` tiles (16x256 to
-//! 256x16, skipping padding-only taps, dx split by stride phase) for the rest; the shape
-//! rules, the choice between them, launch geometry and costs all come from
+//! input, the weight and the bias. The kernels are implicit GEMMs in two styles (the adapter's
+//! [`KernelStyle`], chosen in `gpu::choice`): `tiled` (`shaders/conv2d.wgsl`), with square
+//! 64x64 tiles for wide layers and `_narrow` tiles (16x256 to 256x16, skipping padding-only
+//! taps, dx split by stride phase) for the rest, and `subgroup`
+//! (`shaders/conv2d_subgroup.wgsl`, launched from [`subgroup`]) for CPU adapters. The shape
+//! rules, the choice of tiling per pass, launch geometry and costs all come from
 //! [`Conv2dShape::geometry`].
+
+pub mod probe;
+pub mod subgroup;
+
+pub use probe::kernel_style;
 
 use anyhow::{bail, Result};
 
-use crate::gpu::{groups_1d, Cost, Dispatch};
+use crate::gpu::{groups_1d, Cost, Dispatch, KernelStyle};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
 /// Output tile edge of the square GEMM kernels (must match `TILE` in conv2d.wgsl).
@@ -22,11 +29,33 @@ const MICRO: usize = 8;
 pub const NARROW_CHUNK: usize = 8;
 /// Quads (vec4) of workgroup memory the `_narrow` kernels stage a chunk in (`stage`).
 const NARROW_STAGE_QUADS: usize = 1024;
-pub const UNIFORMS: &[(&str, &str, usize)] = &[(
-    "conv2d",
-    "Conv2dParams",
-    std::mem::size_of::<Conv2dParams>(),
-)];
+pub const UNIFORMS: &[(&str, &str, usize)] = &[
+    (
+        "conv2d",
+        "Conv2dParams",
+        std::mem::size_of::<Conv2dParams>(),
+    ),
+    (
+        "conv2d",
+        "ConvPackParams",
+        std::mem::size_of::<subgroup::ConvPackParams>(),
+    ),
+    (
+        "conv2d",
+        "ConvWindowSumParams",
+        std::mem::size_of::<subgroup::ConvWindowSumParams>(),
+    ),
+    (
+        "conv2d_subgroup",
+        "ConvGemmParams",
+        std::mem::size_of::<subgroup::ConvGemmParams>(),
+    ),
+    (
+        "conv2d_subgroup",
+        "ConvWeightGradParams",
+        std::mem::size_of::<subgroup::ConvWeightGradParams>(),
+    ),
+];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("conv2d_forward", WORKGROUP),
     ("conv2d_backward_input", WORKGROUP),
@@ -36,6 +65,14 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("conv2d_forward_narrow", NARROW_WORKGROUP),
     ("conv2d_backward_input_narrow", NARROW_WORKGROUP),
     ("conv2d_backward_weight_narrow", NARROW_WORKGROUP),
+    ("conv2d_pack_weight", subgroup::PACK_WORKGROUP),
+    (
+        "conv2d_backward_weight_sum_window",
+        subgroup::PACK_WORKGROUP,
+    ),
+    ("conv2d_forward_subgroup", subgroup::WORKGROUP),
+    ("conv2d_backward_input_subgroup", subgroup::WORKGROUP),
+    ("conv2d_backward_weight_subgroup", subgroup::WORKGROUP),
 ];
 
 /// Split-K for `dw`: aim for this many workgroups so a GPU's cores (or lavapipe's threads)
@@ -134,6 +171,8 @@ pub struct Conv2dShape {
     /// Tilings that override the geometry's choice (tests use it to run every kernel path);
     /// all `None` from [`Conv2dShape::new`].
     pub tilings: Tilings,
+    /// The adapter's kernel style: passes not forced by `tilings` take its kernels.
+    pub style: KernelStyle,
 }
 
 /// A tiling per GEMM pass; `None` lets [`Conv2dShape::geometry`] choose.
@@ -156,6 +195,8 @@ pub enum Tiling {
     /// micro-tile each, so a tile of `8 * rows` rows by `512 / (rows * ksplit)` columns;
     /// `ksplit` groups share each reduction chunk (weight gradient only).
     Narrow { rows: usize, ksplit: usize },
+    /// The `_subgroup` kernels: one 8-lane subgroup per workgroup, 32x32 tiles.
+    Subgroup,
 }
 
 impl Tiling {
@@ -163,6 +204,7 @@ impl Tiling {
     pub fn tile(self) -> (usize, usize) {
         match self {
             Tiling::Square => (TILE, TILE),
+            Tiling::Subgroup => (subgroup::TILE, subgroup::TILE),
             Tiling::Narrow { rows, ksplit } => {
                 (MICRO * rows, MICRO * NARROW_THREADS / (rows * ksplit))
             }
@@ -173,6 +215,7 @@ impl Tiling {
     pub fn chunk(self) -> usize {
         match self {
             Tiling::Square => CHUNK,
+            Tiling::Subgroup => 4,
             Tiling::Narrow { ksplit, .. } => NARROW_CHUNK * ksplit,
         }
     }
@@ -204,6 +247,8 @@ impl Tiling {
         let padded = (m.div_ceil(bm) * bm * n.div_ceil(bn) * bn * r.div_ceil(chunk) * chunk) as f64;
         let per_mac = match self {
             Tiling::Square => square,
+            // Never priced: the adapter's style, not this model, picks the subgroup kernels.
+            Tiling::Subgroup => 1.0,
             Tiling::Narrow { rows, ksplit } => {
                 let cols = NARROW_THREADS / (rows * ksplit);
                 1.0 + 2.0 * (1.0 / rows as f64 + 1.0 / cols as f64)
@@ -230,10 +275,12 @@ impl Tiling {
         }
     }
 
+    /// The tiled kernel of a pass (subgroup passes launch from [`subgroup`]).
     fn entry(self, square: &'static str, narrow: &'static str) -> &'static str {
         match self {
             Tiling::Square => square,
             Tiling::Narrow { .. } => narrow,
+            Tiling::Subgroup => unreachable!("subgroup passes launch from conv2d::subgroup"),
         }
     }
 }
@@ -330,6 +377,7 @@ impl Conv2dShape {
             pad,
             has_bias,
             tilings: Tilings::default(),
+            style: KernelStyle::Tiled,
         };
         s.validate()?;
         Ok(s)
@@ -339,7 +387,7 @@ impl Conv2dShape {
     /// support (split reductions are for the weight gradient only).
     pub fn with_tilings(self, tilings: Tilings) -> Result<Self> {
         let ok = |t: Option<Tiling>, max_ksplit| match t {
-            None | Some(Tiling::Square) => true,
+            None | Some(Tiling::Square) | Some(Tiling::Subgroup) => true,
             Some(t) => Tiling::narrow_options(max_ksplit).any(|o| o == t),
         };
         if !ok(tilings.forward, 1)
@@ -426,7 +474,11 @@ impl Conv2dShape {
             .unwrap_or(MAX_GROUPS)
             .clamp(1, MAX_GROUPS);
 
+        let subgroup = self.style == KernelStyle::Subgroup;
         let fwd = self.tilings.forward.unwrap_or_else(|| {
+            if subgroup {
+                return Tiling::Subgroup;
+            }
             Tiling::pick(
                 Some(([self.cout, positions, k], SQUARE_FORWARD)),
                 [self.cout, positions, k_window],
@@ -446,6 +498,9 @@ impl Conv2dShape {
         let taps = |window: (usize, usize), s: usize| window.1.div_ceil(s);
         let dx_reduction = self.cout * taps(window[0], self.sh) * taps(window[1], self.sw);
         let dx = self.tilings.backward_input.unwrap_or_else(|| {
+            if subgroup {
+                return Tiling::Subgroup;
+            }
             Tiling::pick(
                 (phases == 1).then_some((
                     [self.cin, input_positions, self.cout * self.kh * self.kw],
@@ -462,12 +517,17 @@ impl Conv2dShape {
                 Tiling::Narrow { .. } => {
                     gemm_groups(self.cin, phase_positions, dx.tile(), phases, fold_past)
                 }
+                // One launch per phase; the largest phase has at most `phase_positions`.
+                Tiling::Subgroup => gemm_groups(self.cin, phase_positions, dx.tile(), 1, fold_past),
             },
         };
 
         // dw: rows Cout, columns the taps (only the window's, narrow), reduced over the
         // positions in split-K slices.
         let dw = self.tilings.backward_weight.unwrap_or_else(|| {
+            if subgroup {
+                return Tiling::Subgroup;
+            }
             Tiling::pick(
                 Some(([self.cout, k, positions], SQUARE_BACKWARD_WEIGHT)),
                 [self.cout, k_window, positions],
@@ -479,12 +539,16 @@ impl Conv2dShape {
         let tiles = self.cout.div_ceil(bm) * dw_cols.div_ceil(bn);
         let chunk = dw.chunk();
         let chunks = positions.div_ceil(chunk);
-        let wanted = DW_TARGET_GROUPS.div_ceil(tiles);
-        let splits = wanted
-            .min(positions / DW_MIN_POSITIONS_PER_SPLIT)
-            .clamp(1, MAX_GROUPS);
-        let span = chunks.div_ceil(splits) * chunk;
-        let splits = positions.div_ceil(span);
+        let (splits, span) = if dw == Tiling::Subgroup {
+            subgroup::dw_split(tiles, positions)
+        } else {
+            let wanted = DW_TARGET_GROUPS.div_ceil(tiles);
+            let splits = wanted
+                .min(positions / DW_MIN_POSITIONS_PER_SPLIT)
+                .clamp(1, MAX_GROUPS);
+            let span = chunks.div_ceil(splits) * chunk;
+            (positions.div_ceil(span), span)
+        };
         let backward_weight = GemmPass {
             tiling: dw,
             groups: [
@@ -525,18 +589,44 @@ impl Conv2dShape {
         self.cout * self.cin * self.kh * self.kw
     }
     /// Scratch `backward_weight` needs for its split-K slices (0: it writes `dw` directly).
+    /// Covers whichever style runs the pass: graphs size scratch before an adapter's style is
+    /// known.
     pub fn dw_partials_len(&self) -> usize {
-        let g = self.geometry();
-        if g.splits > 1 {
-            g.splits * self.weight_len()
-        } else {
-            0
-        }
+        let tiled = |s: &Self| {
+            let g = s.geometry();
+            if g.backward_weight.tiling != Tiling::Subgroup && g.splits > 1 {
+                g.splits * s.weight_len()
+            } else {
+                0
+            }
+        };
+        let default_style = Self {
+            style: KernelStyle::Tiled,
+            ..*self
+        };
+        tiled(self)
+            .max(tiled(&default_style))
+            .max(self.subgroup_dw_partials_len())
+    }
+
+    /// Scratch `forward` needs (the subgroup kernels' packed weights), in any style.
+    pub fn forward_scratch_len(&self) -> usize {
+        self.subgroup_forward_pack_len()
+    }
+
+    /// Scratch `backward_input` needs (every stride phase's packed weights), in any style.
+    pub fn backward_input_scratch_len(&self) -> usize {
+        self.subgroup_backward_input_pack_len()
+    }
+
+    /// This shape run by `style`'s kernels (passes forced by `tilings` keep theirs).
+    pub fn with_style(self, style: KernelStyle) -> Self {
+        Self { style, ..self }
     }
 
     /// Multiply-adds of the convolution, each counted as 2 FLOPs; the two GEMM backward passes
     /// do the same useful work (strided `dx` also multiplies skipped zeros, not counted).
-    fn macs(&self) -> u64 {
+    pub(crate) fn macs(&self) -> u64 {
         let g = self.geometry();
         (self.cout * g.positions * g.k) as u64
     }
@@ -615,7 +705,7 @@ impl Conv2dShape {
     /// The parameters of one GEMM pass: the shape's, plus the pass's narrow tiling.
     fn pass_params(&self, g: &Conv2dGeometry, pass: &GemmPass) -> Conv2dParams {
         let (rows, ksplit) = match pass.tiling {
-            Tiling::Square => (0, 0),
+            Tiling::Square | Tiling::Subgroup => (0, 0),
             Tiling::Narrow { rows, ksplit } => (rows, ksplit),
         };
         Conv2dParams {
@@ -627,20 +717,24 @@ impl Conv2dShape {
 }
 
 /// x: [N, Cin, H, W], w: [Cout, Cin, KH, KW], bias: [Cout] exactly when `s.has_bias`
-/// -> y: [N, Cout, OH, OW].
+/// -> y: [N, Cout, OH, OW]. `packed` is scratch of `s.forward_scratch_len()` elements.
 pub fn forward(
     x: &wgpu::Buffer,
     w: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
+    packed: &wgpu::Buffer,
     s: &Conv2dShape,
-) -> Dispatch {
+) -> Vec<Dispatch> {
     assert_eq!(
         bias.is_some(),
         s.has_bias,
         "conv2d::forward: a bias buffer must be given exactly when the shape has a bias"
     );
     let g = s.geometry();
+    if g.forward.tiling == Tiling::Subgroup {
+        return subgroup::forward(x, w, bias, y, packed, s);
+    }
     let c = s.forward_cost();
     // The entry point always declares the bias binding; without a bias, `w` stands in (two
     // read-only bindings of one buffer are allowed) and the kernel never reads it.
@@ -648,32 +742,39 @@ pub fn forward(
         .forward
         .tiling
         .entry("conv2d_forward", "conv2d_forward_narrow");
-    Dispatch::new(entry, &s.pass_params(&g, &g.forward), g.forward.groups)
-        .bind(1, x)
-        .bind(2, w)
-        .bind(3, bias.unwrap_or(w))
-        .bind(4, y)
-        .cost(c.flops, c.bytes)
+    vec![
+        Dispatch::new(entry, &s.pass_params(&g, &g.forward), g.forward.groups)
+            .bind(1, x)
+            .bind(2, w)
+            .bind(3, bias.unwrap_or(w))
+            .bind(4, y)
+            .cost(c.flops, c.bytes),
+    ]
 }
 
-/// dy: [N, Cout, OH, OW], w: [Cout, Cin, KH, KW] -> dx: [N, Cin, H, W].
+/// dy: [N, Cout, OH, OW], w: [Cout, Cin, KH, KW] -> dx: [N, Cin, H, W]. `packed` is scratch
+/// of `s.backward_input_scratch_len()` elements.
 pub fn backward_input(
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
+    packed: &wgpu::Buffer,
     s: &Conv2dShape,
-) -> Dispatch {
+) -> Vec<Dispatch> {
     let g = s.geometry();
+    if g.backward_input.tiling == Tiling::Subgroup {
+        return subgroup::backward_input(dy, w, dx, packed, s);
+    }
     let c = s.backward_input_cost();
     let pass = &g.backward_input;
     let entry = pass
         .tiling
         .entry("conv2d_backward_input", "conv2d_backward_input_narrow");
-    Dispatch::new(entry, &s.pass_params(&g, pass), pass.groups)
+    vec![Dispatch::new(entry, &s.pass_params(&g, pass), pass.groups)
         .bind(2, w)
         .bind(5, dy)
         .bind(6, dx)
-        .cost(c.flops, c.bytes)
+        .cost(c.flops, c.bytes)]
 }
 
 /// dy: [N, Cout, OH, OW], x: [N, Cin, H, W] -> dw: [Cout, Cin, KH, KW]. `partials` is scratch
@@ -687,6 +788,9 @@ pub fn backward_weight(
 ) -> Vec<Dispatch> {
     let g = s.geometry();
     let pass = &g.backward_weight;
+    if pass.tiling == Tiling::Subgroup {
+        return subgroup::backward_weight(dy, x, partials, dw, s);
+    }
     let params = s.pass_params(&g, pass);
     let [gemm, sum] = s.backward_weight_costs();
     let target = if g.splits > 1 { partials } else { dw };
@@ -720,116 +824,4 @@ pub fn backward_bias(dy: &wgpu::Buffer, db: &wgpu::Buffer, s: &Conv2dShape) -> D
 }
 
 /// The CPU twin, in f64: plain loops over the definition, for clarity.
-pub mod cpu {
-    use super::Conv2dShape;
-
-    /// The index into x [N, Cin, H, W] that output (n, oh, ow) reads through tap (ci, kh, kw),
-    /// or `None` where that tap lands in the zero padding.
-    fn tap(
-        s: &Conv2dShape,
-        n: usize,
-        ci: usize,
-        oh: usize,
-        ow: usize,
-        kh: usize,
-        kw: usize,
-    ) -> Option<usize> {
-        let ih = (oh * s.sh + kh).checked_sub(s.pad.top)?;
-        let iw = (ow * s.sw + kw).checked_sub(s.pad.left)?;
-        (ih < s.h && iw < s.w).then(|| ((n * s.cin + ci) * s.h + ih) * s.w + iw)
-    }
-
-    /// x: [N, Cin, H, W], w: [Cout, Cin, KH, KW], bias: [Cout] or None -> y: [N, Cout, OH, OW]
-    pub fn forward(x: &[f64], w: &[f64], bias: Option<&[f64]>, s: &Conv2dShape) -> Vec<f64> {
-        let [_, _, oh_len, ow_len] = s.output_shape();
-        let mut y = vec![0.0; s.output_len()];
-        for n in 0..s.batch {
-            for co in 0..s.cout {
-                for oh in 0..oh_len {
-                    for ow in 0..ow_len {
-                        let mut sum = bias.map_or(0.0, |b| b[co]);
-                        for ci in 0..s.cin {
-                            for kh in 0..s.kh {
-                                for kw in 0..s.kw {
-                                    if let Some(xi) = tap(s, n, ci, oh, ow, kh, kw) {
-                                        sum +=
-                                            x[xi] * w[((co * s.cin + ci) * s.kh + kh) * s.kw + kw];
-                                    }
-                                }
-                            }
-                        }
-                        y[((n * s.cout + co) * oh_len + oh) * ow_len + ow] = sum;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    /// dy: [N, Cout, OH, OW], w: [Cout, Cin, KH, KW] -> dx: [N, Cin, H, W]
-    /// Written as the forward's scatter (each tap sends dy * w back to the x it read), the
-    /// opposite formulation from the GPU's gather, so the two check each other.
-    pub fn backward_input(dy: &[f64], w: &[f64], s: &Conv2dShape) -> Vec<f64> {
-        let [_, _, oh_len, ow_len] = s.output_shape();
-        let mut dx = vec![0.0; s.input_len()];
-        for n in 0..s.batch {
-            for co in 0..s.cout {
-                for oh in 0..oh_len {
-                    for ow in 0..ow_len {
-                        let g = dy[((n * s.cout + co) * oh_len + oh) * ow_len + ow];
-                        for ci in 0..s.cin {
-                            for kh in 0..s.kh {
-                                for kw in 0..s.kw {
-                                    if let Some(xi) = tap(s, n, ci, oh, ow, kh, kw) {
-                                        dx[xi] +=
-                                            g * w[((co * s.cin + ci) * s.kh + kh) * s.kw + kw];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        dx
-    }
-
-    /// dy: [N, Cout, OH, OW], x: [N, Cin, H, W] -> dw: [Cout, Cin, KH, KW]
-    pub fn backward_weight(dy: &[f64], x: &[f64], s: &Conv2dShape) -> Vec<f64> {
-        let [_, _, oh_len, ow_len] = s.output_shape();
-        let mut dw = vec![0.0; s.weight_len()];
-        for n in 0..s.batch {
-            for co in 0..s.cout {
-                for oh in 0..oh_len {
-                    for ow in 0..ow_len {
-                        let g = dy[((n * s.cout + co) * oh_len + oh) * ow_len + ow];
-                        for ci in 0..s.cin {
-                            for kh in 0..s.kh {
-                                for kw in 0..s.kw {
-                                    if let Some(xi) = tap(s, n, ci, oh, ow, kh, kw) {
-                                        dw[((co * s.cin + ci) * s.kh + kh) * s.kw + kw] +=
-                                            g * x[xi];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        dw
-    }
-
-    /// dy: [N, Cout, OH, OW] -> db: [Cout]
-    pub fn backward_bias(dy: &[f64], s: &Conv2dShape) -> Vec<f64> {
-        let ohw = s.output_len() / (s.batch * s.cout);
-        let mut db = vec![0.0; s.cout];
-        for n in 0..s.batch {
-            for (co, d) in db.iter_mut().enumerate() {
-                let base = (n * s.cout + co) * ohw;
-                *d += dy[base..base + ohw].iter().sum::<f64>();
-            }
-        }
-        db
-    }
-}
+pub mod cpu;

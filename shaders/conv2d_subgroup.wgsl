@@ -1,0 +1,401 @@
+// 2-D convolution for adapters that run a subgroup as one SIMD register (CPU adapters such as
+// lavapipe, SwiftShader, WARP): the `_subgroup` variants of conv2d.wgsl's GEMMs. Needs the
+// SUBGROUP feature and a subgroup of at least 8 invocations (the kernel choice checks both).
+//
+// Why this shape: on such an adapter every storage load is a loop over the subgroup's lanes
+// (about 100 cycles whatever its width), while a vec4 multiply-add is a few instructions. So
+// a workgroup is one 8-lane subgroup with no workgroup memory and no barriers, each lane holds
+// a 32 x 4 block of outputs in registers (rows x columns), and one vec4 load per lane and
+// reduction step fetches 32 rows of the packed weights, which `subgroupBroadcast` with a
+// constant lane (an extract and a splat, no memory) hands to every lane: 5 loads per 1024
+// multiply-adds. `acc` is only ever indexed by constants (after inlining), so it stays in
+// registers; a loop over it would move it to memory.
+//
+//   conv2d_forward_subgroup   out[m, q] = sum_k wp[k, m] * im2col(src)[k, q] with src = x
+//   conv2d_backward_input_subgroup
+//                             the same correlation per stride phase of dx, over src = dy with
+//                             the weights packed flipped and transposed (src/ops/conv2d.rs)
+//   conv2d_backward_weight_subgroup
+//                             dw_partials[s, co, c] = sum over slice s of positions p of
+//                             dy[co, p] * im2col(x)[c, p], c over the tap window only
+//
+// Every kernel writes its outputs (never accumulates), uses no atomics and sums in a fixed
+// order, so results are bit-identical run to run.
+
+// One correlation: rows m of `out`, columns q = (n, a, b) on a grid of gh x gw that lands at
+// out[n, m, a * out_sh + out_h0, b * out_sw + out_w0]; column q reads
+// src[n, c, a * sh + off_h + th, b * sw + off_w + tw] for taps th < taps_h, tw < taps_w.
+struct ConvGemmParams {
+    batch: u32,
+    chans: u32,   // C of src: the reduction is k = (c, th, tw)
+    h: u32,       // src height and width
+    w: u32,
+    rows: u32,    // M: output channels of out
+    gh: u32,      // the column grid
+    gw: u32,
+    sh: u32,
+    sw: u32,
+    off_h: i32,
+    off_w: i32,
+    taps_h: u32,
+    taps_w: u32,
+    out_h: u32,   // out's own height and width
+    out_w: u32,
+    out_sh: u32,
+    out_sw: u32,
+    out_h0: u32,
+    out_w0: u32,
+    ldw: u32,     // packed weights: floats per reduction step (rows rounded up to 32)
+    wp_base: u32, // packed weights: first vec4 of this dispatch
+    has_bias: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// dw over a tap window: columns c = (ci, jh, jw) < cin * taps_h * taps_w for the taps
+// kh = first_h + jh, kw = first_w + jw; rows co; the positions split into `span`-long slices.
+struct ConvWeightGradParams {
+    batch: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    oh: u32,
+    ow: u32,
+    sh: u32,
+    sw: u32,
+    pad_top: u32,
+    pad_left: u32,
+    first_h: u32,
+    first_w: u32,
+    taps_h: u32,
+    taps_w: u32,
+    span: u32,    // positions per slice, a multiple of 4
+    splits: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> g: ConvGemmParams;
+@group(0) @binding(0) var<uniform> q: ConvWeightGradParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> wp: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> partials: array<f32>;
+
+const TM: u32 = 32u; // rows per workgroup: 8 lanes x one vec4 of packed weights each
+const TQ: u32 = 32u; // columns per workgroup: 8 lanes x 4
+
+// acc[4 j + i] += a[i] * b for the four rows of broadcast quad j.
+fn rows4(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, a: vec4<f32>, b: vec4<f32>) {
+    (*acc)[4u * j] = fma(vec4<f32>(a.x), b, (*acc)[4u * j]);
+    (*acc)[4u * j + 1u] = fma(vec4<f32>(a.y), b, (*acc)[4u * j + 1u]);
+    (*acc)[4u * j + 2u] = fma(vec4<f32>(a.z), b, (*acc)[4u * j + 2u]);
+    (*acc)[4u * j + 3u] = fma(vec4<f32>(a.w), b, (*acc)[4u * j + 3u]);
+}
+
+// All 32 rows: lane j's vec4 `a` holds rows 4 j .. 4 j + 3.
+fn rows32(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) {
+    rows4(acc, 0u, subgroupBroadcast(a, 0u), b);
+    rows4(acc, 1u, subgroupBroadcast(a, 1u), b);
+    rows4(acc, 2u, subgroupBroadcast(a, 2u), b);
+    rows4(acc, 3u, subgroupBroadcast(a, 3u), b);
+    rows4(acc, 4u, subgroupBroadcast(a, 4u), b);
+    rows4(acc, 5u, subgroupBroadcast(a, 5u), b);
+    rows4(acc, 6u, subgroupBroadcast(a, 6u), b);
+    rows4(acc, 7u, subgroupBroadcast(a, 7u), b);
+}
+
+// ---- forward and dx ----
+
+// This lane's four columns, decoded once.
+struct Columns {
+    ok: vec4<bool>,
+    src_base: vec4<u32>, // n * C * H * W
+    out_base: vec4<u32>, // n * M * OH * OW + oh * OW + ow in `out`
+    ih0: vec4<i32>,      // a * sh + off_h
+    iw0: vec4<i32>,
+}
+
+fn gemm_columns(q0: u32) -> Columns {
+    var c: Columns;
+    let cells = g.gh * g.gw;
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let col = q0 + j;
+        c.ok[j] = col < g.batch * cells;
+        let n = col / cells;
+        let r = col % cells;
+        let a = r / g.gw;
+        let b = r % g.gw;
+        c.src_base[j] = n * g.chans * g.h * g.w;
+        c.out_base[j] = n * g.rows * g.out_h * g.out_w + (a * g.out_sh + g.out_h0) * g.out_w
+            + b * g.out_sw + g.out_w0;
+        c.ih0[j] = i32(a * g.sh) + g.off_h;
+        c.iw0[j] = i32(b * g.sw) + g.off_w;
+    }
+    return c;
+}
+
+fn store_gemm_row(m: u32, v: vec4<f32>, c: Columns) {
+    if (m >= g.rows) { return; }
+    var bv = 0.0;
+    if (g.has_bias == 1u) { bv = bias[m]; }
+    let plane = m * g.out_h * g.out_w;
+    if (c.ok.x) { out[c.out_base.x + plane] = v.x + bv; }
+    if (c.ok.y) { out[c.out_base.y + plane] = v.y + bv; }
+    if (c.ok.z) { out[c.out_base.z + plane] = v.z + bv; }
+    if (c.ok.w) { out[c.out_base.w + plane] = v.w + bv; }
+}
+
+// Quad j of the accumulators (rows m0 + 4 j ..), stored with constant indices.
+fn store_gemm_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, c: Columns) {
+    store_gemm_row(m0 + 4u * j, (*acc)[4u * j], c);
+    store_gemm_row(m0 + 4u * j + 1u, (*acc)[4u * j + 1u], c);
+    store_gemm_row(m0 + 4u * j + 2u, (*acc)[4u * j + 2u], c);
+    store_gemm_row(m0 + 4u * j + 3u, (*acc)[4u * j + 3u], c);
+}
+
+// Workgroup (x: column tile, folded into z past 65535; y: row tile); one subgroup.
+fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) {
+    let q0 = (wid.z * nwg.x + wid.x) * TQ;
+    if (q0 >= g.batch * g.gh * g.gw) { return; } // a folded grid's spare tiles
+    let c = gemm_columns(q0 + 4u * lane);
+    let m0 = wid.y * TM;
+    let hw = g.h * g.w;
+    let ldw4 = g.ldw / 4u;
+    var acc: array<vec4<f32>, 32>;
+    // The reduction index k = (ch, th, tw) is stepped with carries: vector division is
+    // scalar on CPUs.
+    var ch_off = 0u; // ch * H * W
+    var th = 0u;
+    var tw = 0u;
+    var wk = g.wp_base + m0 / 4u + lane;
+    let kdim = g.chans * g.taps_h * g.taps_w;
+    for (var k = 0u; k < kdim; k = k + 1u) {
+        let a = wp[wk];
+        let ih = c.ih0 + vec4<i32>(i32(th));
+        let iw = c.iw0 + vec4<i32>(i32(tw));
+        let inside = c.ok & (ih >= vec4<i32>(0)) & (ih < vec4<i32>(i32(g.h)))
+            & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(g.w)));
+        let at = c.src_base + vec4<u32>(ch_off) + vec4<u32>(ih) * g.w + vec4<u32>(iw);
+        var b = vec4<f32>(0.0);
+        if (inside.x) { b.x = src[at.x]; }
+        if (inside.y) { b.y = src[at.y]; }
+        if (inside.z) { b.z = src[at.z]; }
+        if (inside.w) { b.w = src[at.w]; }
+        rows32(&acc, a, b);
+        wk = wk + ldw4;
+        tw = tw + 1u;
+        if (tw == g.taps_w) {
+            tw = 0u;
+            th = th + 1u;
+            if (th == g.taps_h) { th = 0u; ch_off = ch_off + hw; }
+        }
+    }
+    store_gemm_quad(&acc, 0u, m0, c);
+    store_gemm_quad(&acc, 1u, m0, c);
+    store_gemm_quad(&acc, 2u, m0, c);
+    store_gemm_quad(&acc, 3u, m0, c);
+    store_gemm_quad(&acc, 4u, m0, c);
+    store_gemm_quad(&acc, 5u, m0, c);
+    store_gemm_quad(&acc, 6u, m0, c);
+    store_gemm_quad(&acc, 7u, m0, c);
+}
+
+// y = conv(x, w) (+ bias): src = x, rows = Cout, the tap window of each axis.
+@compute @workgroup_size(8)
+fn conv2d_forward_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                           @builtin(subgroup_invocation_id) lane: u32) {
+    gemm_subgroup(wid, nwg, lane);
+}
+
+// dx for one stride phase: src = dy, rows = Cin, the phase's taps flipped (a correlation).
+@compute @workgroup_size(8)
+fn conv2d_backward_input_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                  @builtin(subgroup_invocation_id) lane: u32) {
+    gemm_subgroup(wid, nwg, lane);
+}
+
+// ---- weight gradient ----
+
+// dw_partials[s, co, c] for this lane's 4 window columns c and the workgroup's 32 rows co.
+// Per 4 positions each lane loads its 4 rows' dy (one vec4 each when 4 consecutive positions
+// lie in one image and are vec4-aligned, which OH * OW % 4 == 0 guarantees) and gathers its 4
+// columns' x; the broadcast hands every lane all 32 rows' dy.
+struct WindowColumns {
+    ok: vec4<bool>,
+    src_off: vec4<u32>, // ci * H * W
+    dh: vec4<i32>,      // first_h + jh - pad_top: ih = oh * sh + dh
+    dw: vec4<i32>,
+}
+
+fn window_columns(c0: u32) -> WindowColumns {
+    var c: WindowColumns;
+    let taps = q.taps_h * q.taps_w;
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let col = c0 + j;
+        c.ok[j] = col < q.cin * taps;
+        let ci = col / taps;
+        let t = col % taps;
+        c.src_off[j] = ci * q.h * q.w;
+        c.dh[j] = i32(q.first_h + t / q.taps_w) - i32(q.pad_top);
+        c.dw[j] = i32(q.first_w + t % q.taps_w) - i32(q.pad_left);
+    }
+    return c;
+}
+
+// im2col(x)[c, p] for the lane's 4 columns at one position (n, oh, ow); zero off the image
+// and for positions past the slice (`live`).
+fn gather_x(c: WindowColumns, x_base: u32, oh: u32, ow: u32, live: bool) -> vec4<f32> {
+    let ih = vec4<i32>(i32(oh * q.sh)) + c.dh;
+    let iw = vec4<i32>(i32(ow * q.sw)) + c.dw;
+    let inside = c.ok & vec4<bool>(live) & (ih >= vec4<i32>(0)) & (ih < vec4<i32>(i32(q.h)))
+        & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(q.w)));
+    let at = vec4<u32>(x_base) + c.src_off + vec4<u32>(ih) * q.w + vec4<u32>(iw);
+    var b = vec4<f32>(0.0);
+    if (inside.x) { b.x = src[at.x]; }
+    if (inside.y) { b.y = src[at.y]; }
+    if (inside.z) { b.z = src[at.z]; }
+    if (inside.w) { b.w = src[at.w]; }
+    return b;
+}
+
+// Row r of the accumulators += its dy at the step's 4 positions (s) times the lane's x there.
+fn dw_row(acc: ptr<function, array<vec4<f32>, 32>>, r: u32, s: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>,
+          b2: vec4<f32>, b3: vec4<f32>) {
+    (*acc)[r] = fma(vec4<f32>(s.w), b3, fma(vec4<f32>(s.z), b2,
+                fma(vec4<f32>(s.y), b1, fma(vec4<f32>(s.x), b0, (*acc)[r]))));
+}
+
+// Rows 8 i .. 8 i + 7, row 8 i + l broadcast from lane l's d (its row's dy at the 4 positions).
+fn dw_rows8(acc: ptr<function, array<vec4<f32>, 32>>, i: u32, d: vec4<f32>, b0: vec4<f32>,
+            b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
+    let r = 8u * i;
+    dw_row(acc, r, subgroupBroadcast(d, 0u), b0, b1, b2, b3);
+    dw_row(acc, r + 1u, subgroupBroadcast(d, 1u), b0, b1, b2, b3);
+    dw_row(acc, r + 2u, subgroupBroadcast(d, 2u), b0, b1, b2, b3);
+    dw_row(acc, r + 3u, subgroupBroadcast(d, 3u), b0, b1, b2, b3);
+    dw_row(acc, r + 4u, subgroupBroadcast(d, 4u), b0, b1, b2, b3);
+    dw_row(acc, r + 5u, subgroupBroadcast(d, 5u), b0, b1, b2, b3);
+    dw_row(acc, r + 6u, subgroupBroadcast(d, 6u), b0, b1, b2, b3);
+    dw_row(acc, r + 7u, subgroupBroadcast(d, 7u), b0, b1, b2, b3);
+}
+
+// A position (n, o = oh * OW + ow), stepped with carries.
+struct Cursor {
+    n: u32,
+    o: u32,
+    oh: u32,
+    ow: u32,
+}
+
+fn advance(c: Cursor) -> Cursor {
+    var r = Cursor(c.n, c.o + 1u, c.oh, c.ow + 1u);
+    if (r.ow == q.ow) {
+        r.ow = 0u;
+        r.oh = r.oh + 1u;
+        if (r.oh == q.oh) { r = Cursor(r.n + 1u, 0u, 0u, 0u); }
+    }
+    return r;
+}
+
+// Row 8 i + lane's dy at one position (unaligned path), zero past the slice.
+fn dy_at(c: Cursor, rows: vec4<u32>, live: bool) -> vec4<f32> {
+    var d = vec4<f32>(0.0);
+    if (live) {
+        let at = c.n * q.cout * q.oh * q.ow + c.o;
+        d = vec4<f32>(dy[at + rows.x], dy[at + rows.y], dy[at + rows.z], dy[at + rows.w]);
+    }
+    return d;
+}
+
+fn store_dw_row(row: u32, v: vec4<f32>, out_row0: u32, c0: u32, kc: u32) {
+    if (row >= q.cout) { return; }
+    let base = out_row0 + row * kc + c0;
+    if (c0 < kc) { partials[base] = v.x; }
+    if (c0 + 1u < kc) { partials[base + 1u] = v.y; }
+    if (c0 + 2u < kc) { partials[base + 2u] = v.z; }
+    if (c0 + 3u < kc) { partials[base + 3u] = v.w; }
+}
+
+fn store_dw_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, out_row0: u32, c0: u32, kc: u32) {
+    store_dw_row(m0 + 4u * j, (*acc)[4u * j], out_row0, c0, kc);
+    store_dw_row(m0 + 4u * j + 1u, (*acc)[4u * j + 1u], out_row0, c0, kc);
+    store_dw_row(m0 + 4u * j + 2u, (*acc)[4u * j + 2u], out_row0, c0, kc);
+    store_dw_row(m0 + 4u * j + 3u, (*acc)[4u * j + 3u], out_row0, c0, kc);
+}
+
+// Workgroup (x: column tile, y: row tile, z: slice of positions); one subgroup.
+@compute @workgroup_size(8)
+fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
+                                   @builtin(subgroup_invocation_id) lane: u32) {
+    let kc = q.cin * q.taps_h * q.taps_w;
+    let c0 = wid.x * TQ + 4u * lane;
+    let m0 = wid.y * TM;
+    let cols = window_columns(c0);
+    let ohw = q.oh * q.ow;
+    let chw = q.cin * q.h * q.w;
+    let p_begin = wid.z * q.span;
+    let p_end = min(p_begin + q.span, q.batch * ohw);
+    // Row 8 i + lane's offset in an image's dy; rows past Cout read row Cout - 1, never stored.
+    var rows: vec4<u32>;
+    rows.x = min(m0 + lane, q.cout - 1u) * ohw;
+    rows.y = min(m0 + 8u + lane, q.cout - 1u) * ohw;
+    rows.z = min(m0 + 16u + lane, q.cout - 1u) * ohw;
+    rows.w = min(m0 + 24u + lane, q.cout - 1u) * ohw;
+    // With OH * OW % 4 == 0 a step's 4 positions lie in one image, vec4-aligned (the slices
+    // start at multiples of 4): one vec4 load per row instead of four.
+    let aligned = ohw % 4u == 0u;
+    let o0 = p_begin % ohw;
+    var c0_ = Cursor(p_begin / ohw, o0, o0 / q.ow, o0 % q.ow);
+    var acc: array<vec4<f32>, 32>;
+    for (var p = p_begin; p < p_end; p = p + 4u) {
+        let c1 = advance(c0_);
+        let c2 = advance(c1);
+        let c3 = advance(c2);
+        let live = vec4<u32>(p) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p_end);
+        var d0: vec4<f32>;
+        var d1: vec4<f32>;
+        var d2: vec4<f32>;
+        var d3: vec4<f32>;
+        if (aligned) {
+            let at = c0_.n * q.cout * ohw + c0_.o;
+            d0 = dy4[(at + rows.x) / 4u];
+            d1 = dy4[(at + rows.y) / 4u];
+            d2 = dy4[(at + rows.z) / 4u];
+            d3 = dy4[(at + rows.w) / 4u];
+        } else {
+            // Transposed: e_k holds position k's dy for rows (8 i + lane), i = 0..3.
+            let e0 = dy_at(c0_, rows, live.x);
+            let e1 = dy_at(c1, rows, live.y);
+            let e2 = dy_at(c2, rows, live.z);
+            let e3 = dy_at(c3, rows, live.w);
+            d0 = vec4<f32>(e0.x, e1.x, e2.x, e3.x);
+            d1 = vec4<f32>(e0.y, e1.y, e2.y, e3.y);
+            d2 = vec4<f32>(e0.z, e1.z, e2.z, e3.z);
+            d3 = vec4<f32>(e0.w, e1.w, e2.w, e3.w);
+        }
+        let b0 = gather_x(cols, c0_.n * chw, c0_.oh, c0_.ow, live.x);
+        let b1 = gather_x(cols, c1.n * chw, c1.oh, c1.ow, live.y);
+        let b2 = gather_x(cols, c2.n * chw, c2.oh, c2.ow, live.z);
+        let b3 = gather_x(cols, c3.n * chw, c3.oh, c3.ow, live.w);
+        dw_rows8(&acc, 0u, d0, b0, b1, b2, b3);
+        dw_rows8(&acc, 1u, d1, b0, b1, b2, b3);
+        dw_rows8(&acc, 2u, d2, b0, b1, b2, b3);
+        dw_rows8(&acc, 3u, d3, b0, b1, b2, b3);
+        c0_ = advance(c3);
+    }
+    let out_row0 = wid.z * q.cout * kc;
+    store_dw_quad(&acc, 0u, m0, out_row0, c0, kc);
+    store_dw_quad(&acc, 1u, m0, out_row0, c0, kc);
+    store_dw_quad(&acc, 2u, m0, out_row0, c0, kc);
+    store_dw_quad(&acc, 3u, m0, out_row0, c0, kc);
+    store_dw_quad(&acc, 4u, m0, out_row0, c0, kc);
+    store_dw_quad(&acc, 5u, m0, out_row0, c0, kc);
+    store_dw_quad(&acc, 6u, m0, out_row0, c0, kc);
+    store_dw_quad(&acc, 7u, m0, out_row0, c0, kc);
+}

@@ -1,0 +1,229 @@
+//! The kernel-variant choice per adapter, made in this one place: which kernel family runs the
+//! convolutions. `ADARESNET_KERNELS=tiled|subgroup` forces one; otherwise a short measurement
+//! of both on a representative convolution decides, once per adapter, driver and shader
+//! version, and the result is cached on disk so later runs start at once.
+//!
+//! - `tiled`: workgroup tiles in shared memory (conv2d.wgsl), the style GPUs want, and the
+//!   fallback that needs no optional feature.
+//! - `subgroup`: one 8-lane subgroup per workgroup with 32x4 outputs per lane in registers and
+//!   operands shared by `subgroupBroadcast` (conv2d_subgroup.wgsl), the style CPU adapters
+//!   (lavapipe, SwiftShader, WARP) want; needs the SUBGROUP feature and subgroups of 8 or more.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::Gpu;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelStyle {
+    #[default]
+    Tiled,
+    Subgroup,
+}
+
+impl KernelStyle {
+    pub const ALL: [KernelStyle; 2] = [KernelStyle::Tiled, KernelStyle::Subgroup];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelStyle::Tiled => "tiled",
+            KernelStyle::Subgroup => "subgroup",
+        }
+    }
+}
+
+/// How the style in force was decided, for `devices`, `bench --json` and logs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChoiceSource {
+    /// `ADARESNET_KERNELS` named it.
+    Forced,
+    /// Only one style can run on this adapter.
+    OnlyOption,
+    /// Measured now: milliseconds per probe run of each style that ran.
+    Measured(Vec<(KernelStyle, f64)>),
+    /// Read from the cache file, measured by an earlier run.
+    Cached(Vec<(KernelStyle, f64)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelChoice {
+    pub style: KernelStyle,
+    pub source: ChoiceSource,
+}
+
+impl KernelChoice {
+    pub fn describe(&self) -> String {
+        let times = |t: &[(KernelStyle, f64)]| {
+            t.iter()
+                .map(|(s, ms)| format!("{} {ms:.1} ms", s.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let how = match &self.source {
+            ChoiceSource::Forced => "forced by ADARESNET_KERNELS".to_string(),
+            ChoiceSource::OnlyOption => "the only style this adapter runs".to_string(),
+            ChoiceSource::Measured(t) => format!("measured: {}", times(t)),
+            ChoiceSource::Cached(t) => format!("cached measurement: {}", times(t)),
+        };
+        format!("{} kernels ({how})", self.style.name())
+    }
+}
+
+/// Whether `style` can run on this device at all.
+pub fn supported(gpu: &Gpu, style: KernelStyle) -> bool {
+    match style {
+        KernelStyle::Tiled => true,
+        // A workgroup of 8 must be one subgroup, so that broadcasts reach every invocation.
+        KernelStyle::Subgroup => {
+            gpu.device.features().contains(wgpu::Features::SUBGROUP)
+                && gpu.info.subgroup_min_size >= 8
+        }
+    }
+}
+
+/// `ADARESNET_KERNELS`: `None` when unset, empty or `auto`.
+pub fn forced_style() -> Result<Option<KernelStyle>> {
+    let Ok(v) = std::env::var("ADARESNET_KERNELS") else {
+        return Ok(None);
+    };
+    Ok(match v.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" => None,
+        "tiled" => Some(KernelStyle::Tiled),
+        "subgroup" => Some(KernelStyle::Subgroup),
+        other => {
+            bail!("ADARESNET_KERNELS={other} is not a kernel style: use tiled, subgroup or auto")
+        }
+    })
+}
+
+/// Resolves the style: forced, else the only supported one, else cached, else measured with
+/// `measure` (milliseconds per probe run of one style, `None` when its results disagree with
+/// the reference style's) and cached.
+pub fn resolve(
+    gpu: &Gpu,
+    measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
+) -> Result<KernelChoice> {
+    if let Some(style) = forced_style()? {
+        if !supported(gpu, style) {
+            bail!(
+                "ADARESNET_KERNELS={} needs subgroups of 8 or more (the SUBGROUP feature), which \
+                 '{}' does not offer: use tiled or auto",
+                style.name(),
+                gpu.info.name
+            );
+        }
+        return Ok(KernelChoice {
+            style,
+            source: ChoiceSource::Forced,
+        });
+    }
+    let candidates: Vec<KernelStyle> = KernelStyle::ALL
+        .into_iter()
+        .filter(|&s| supported(gpu, s))
+        .collect();
+    if candidates.len() == 1 {
+        return Ok(KernelChoice {
+            style: candidates[0],
+            source: ChoiceSource::OnlyOption,
+        });
+    }
+    let key = cache_key(gpu);
+    if let Some(times) = read_cache(&key) {
+        if let Some(style) = fastest(&times) {
+            return Ok(KernelChoice {
+                style,
+                source: ChoiceSource::Cached(times),
+            });
+        }
+    }
+    let mut times = Vec::new();
+    for &style in &candidates {
+        if let Some(ms) = measure(gpu, style)? {
+            times.push((style, ms));
+        } else {
+            log::warn!(
+                "{} conv kernels disagree with the tiled ones on '{}': not using them",
+                style.name(),
+                gpu.info.name
+            );
+        }
+    }
+    let style = fastest(&times).unwrap_or(KernelStyle::Tiled);
+    if let Err(e) = write_cache(&key, &times) {
+        log::warn!("could not cache the kernel choice: {e:#}");
+    }
+    Ok(KernelChoice {
+        style,
+        source: ChoiceSource::Measured(times),
+    })
+}
+
+fn fastest(times: &[(KernelStyle, f64)]) -> Option<KernelStyle> {
+    times
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|&(s, _)| s)
+}
+
+/// Adapter, driver and the shaders' own hash: a new driver or kernel means a new measurement.
+fn cache_key(gpu: &Gpu) -> String {
+    // FNV-1a: stable across Rust versions, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (_, source) in super::kernels::SHADERS {
+        for b in source.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!(
+        "{:?} | {} | {} {} | shaders {h:016x}",
+        gpu.info.backend, gpu.info.name, gpu.info.driver, gpu.info.driver_info
+    )
+}
+
+/// `ADARESNET_CACHE_DIR`, else `$XDG_CACHE_HOME/adaresnet`, else `~/.cache/adaresnet`
+/// (`%LOCALAPPDATA%\adaresnet` on Windows).
+pub fn cache_dir() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("ADARESNET_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("adaresnet")))
+        .or_else(|| env("LOCALAPPDATA").map(|d| d.join("adaresnet")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("adaresnet")))
+}
+
+fn cache_file() -> Option<PathBuf> {
+    cache_dir().map(|d| d.join("kernel-choice.json"))
+}
+
+type CacheMap = std::collections::BTreeMap<String, Vec<(KernelStyle, f64)>>;
+
+fn read_map() -> CacheMap {
+    cache_file()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+fn read_cache(key: &str) -> Option<Vec<(KernelStyle, f64)>> {
+    read_map().remove(key)
+}
+
+fn write_cache(key: &str, times: &[(KernelStyle, f64)]) -> Result<()> {
+    let file = cache_file().context("no cache directory (set ADARESNET_CACHE_DIR)")?;
+    let dir = file.parent().expect("the cache file is inside a directory");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut map = read_map();
+    map.insert(key.to_string(), times.to_vec());
+    // Another process may write the same file: a rename keeps every reader's view whole.
+    let tmp = dir.join(format!("kernel-choice.json.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(&map)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
