@@ -38,6 +38,12 @@ struct BatchnormParams {
     grid_threads: u32, // elementwise: S, the threads launched
     grid_step_k: u32,  // elementwise: S % hw
     grid_step_c: u32,  // elementwise: (S / hw) % C
+    relu: u32,         // 1: y = relu(bn(x)), and the backward masks dy where y = 0
+    // `_vec4` kernels (hw % 4 == 0): the reductions walk quads, seg_step_n/k in quads; the
+    // elementwise ones give each thread a run of up to RUN quads of one channel plane.
+    quads: u32,        // hw / 4
+    runs_per_plane: u32,
+    runs: u32,         // N * C * runs_per_plane
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -59,6 +65,18 @@ struct BatchnormParams {
 @group(0) @binding(10) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dx: array<f32>;
+// The fused forward's output, read by the backward for the ReLU mask (relu == 1).
+@group(0) @binding(13) var<storage, read> y_saved: array<f32>;
+// The same tensors as quads, for the `_vec4` kernels.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> y_saved4: array<vec4<f32>>;
+
+// Quads of a channel plane one `_vec4` elementwise thread handles: its per-channel values are
+// loaded once per run, and on a CPU adapter every load is a loop over the SIMD lanes.
+const RUN: u32 = 4u;
 
 const WG: u32 = 256u;
 var<workgroup> tree_a: array<f32, 256>;
@@ -189,13 +207,24 @@ fn grid_next(ikc: vec3<u32>) -> vec3<u32> {
     return vec3<u32>(ikc.x + p.grid_threads, k, c);
 }
 
+fn relu_if(v: f32) -> f32 {
+    return select(v, max(v, 0.0), p.relu == 1u);
+}
+
+// dy, zeroed where the fused ReLU's output is 0 (y = 0 exactly where its input was <= 0).
+fn masked_dy(i: u32) -> f32 {
+    var g = dy[i];
+    if (p.relu == 1u && y_saved[i] <= 0.0) { g = 0.0; }
+    return g;
+}
+
 // Training forward: y = gamma * (x - mean) * invstd + beta with this batch's statistics.
 @compute @workgroup_size(256)
 fn batchnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var w = grid_start(gid.x); w.x < p.len; w = grid_next(w)) {
         let i = w.x;
         let c = w.z;
-        y[i] = gamma[c] * (x[i] - save_mean[c]) * save_invstd[c] + beta[c];
+        y[i] = relu_if(gamma[c] * (x[i] - save_mean[c]) * save_invstd[c] + beta[c]);
     }
 }
 
@@ -206,7 +235,7 @@ fn batchnorm_forward_eval(@builtin(global_invocation_id) gid: vec3<u32>) {
         let i = w.x;
         let c = w.z;
         let invstd = 1.0 / sqrt(running_var[c] + p.eps);
-        y[i] = gamma[c] * (x[i] - running_mean[c]) * invstd + beta[c];
+        y[i] = relu_if(gamma[c] * (x[i] - running_mean[c]) * invstd + beta[c]);
     }
 }
 
@@ -223,7 +252,7 @@ fn batchnorm_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
         let invstd = save_invstd[w.c];
         for (var nk = vec2<u32>(w.n0, w.k0); nk.x < p.batch; nk = walk_next(nk)) {
             let i = channel_at(w.c, nk.x, nk.y);
-            let g = dy[i];
+            let g = masked_dy(i);
             acc_dy = acc_dy + g;
             acc_dyx = acc_dyx + g * (x[i] - mean) * invstd;
         }
@@ -247,6 +276,170 @@ fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
         let c = w.z;
         let invstd = save_invstd[c];
         let xhat = (x[i] - save_mean[c]) * invstd;
-        dx[i] = gamma[c] * invstd * (dy[i] - (dbeta[c] + xhat * dgamma[c]) / f32(p.count));
+        dx[i] = gamma[c] * invstd * (masked_dy(i) - (dbeta[c] + xhat * dgamma[c]) / f32(p.count));
+    }
+}
+
+// ---- the `_vec4` variants: the same arithmetic in the same order, four lanes of one channel
+// plane at a time (hw % 4 == 0), so a quarter of the loads.
+
+fn relu_if4(v: vec4<f32>) -> vec4<f32> {
+    return select(v, max(v, vec4<f32>(0.0)), p.relu == 1u);
+}
+
+fn masked_dy4(q: u32) -> vec4<f32> {
+    var g = dy4[q];
+    if (p.relu == 1u) { g = select(vec4<f32>(0.0), g, y_saved4[q] > vec4<f32>(0.0)); }
+    return g;
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// As walk_start, over quads: value quad (n, k4) of channel c at (n * C + c) * quads + k4.
+fn walk_start4(wid: vec3<u32>, t: u32) -> Walk {
+    let u = t & ((1u << p.seg_shift) - 1u);
+    let c = wid.x * (WG >> p.seg_shift) + (t >> p.seg_shift);
+    return Walk(c, u, c < p.channels, u / p.quads, u % p.quads);
+}
+
+fn walk_next4(nk: vec2<u32>) -> vec2<u32> {
+    var n = nk.x + p.seg_step_n;
+    var k = nk.y + p.seg_step_k;
+    if (k >= p.quads) {
+        k = k - p.quads;
+        n = n + 1u;
+    }
+    return vec2<u32>(n, k);
+}
+
+fn quad_at(c: u32, n: u32, k4: u32) -> u32 {
+    return (n * p.channels + c) * p.quads + k4;
+}
+
+@compute @workgroup_size(256)
+fn batchnorm_stats_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    let w = walk_start4(wid, t);
+    let m = f32(p.count);
+    let base = t - w.u;
+    var acc = vec4<f32>(0.0);
+    if (w.live) {
+        for (var nk = vec2<u32>(w.n0, w.k0); nk.x < p.batch; nk = walk_next4(nk)) {
+            acc = acc + x4[quad_at(w.c, nk.x, nk.y)];
+        }
+    }
+    tree_a[t] = sum4(acc);
+    tree_b[t] = 0.0;
+    segment_reduce(t, w.u);
+    if (p.seg_shift > 0u) {
+        workgroupBarrier();
+    }
+    let mean = tree_a[base] / m;
+    if (p.seg_shift > 0u) {
+        workgroupBarrier();
+    }
+    var acc_d = vec4<f32>(0.0);
+    var acc_d2 = vec4<f32>(0.0);
+    if (w.live) {
+        for (var nk = vec2<u32>(w.n0, w.k0); nk.x < p.batch; nk = walk_next4(nk)) {
+            let d = x4[quad_at(w.c, nk.x, nk.y)] - vec4<f32>(mean);
+            acc_d = acc_d + d;
+            acc_d2 = acc_d2 + d * d;
+        }
+    }
+    tree_a[t] = sum4(acc_d);
+    tree_b[t] = sum4(acc_d2);
+    segment_reduce(t, w.u);
+    if (w.live && w.u == 0u) {
+        let c = w.c;
+        let sum_d = tree_a[t];
+        let var_biased = max((tree_b[t] - sum_d * sum_d / m) / m, 0.0);
+        save_mean[c] = mean;
+        save_invstd[c] = 1.0 / sqrt(var_biased + p.eps);
+        running_mean[c] = p.momentum * running_mean[c] + (1.0 - p.momentum) * mean;
+        running_var[c] = p.momentum * running_var[c] + (1.0 - p.momentum) * var_biased;
+    }
+}
+
+// A run of quads [q0, q1) of one plane, and its channel. 1-D grid, folded past 65535 groups.
+fn run_of(wid: vec3<u32>, nwg: vec3<u32>, t: u32) -> vec3<u32> {
+    let r = (wid.y * nwg.x + wid.x) * WG + t;
+    let plane = r / p.runs_per_plane;
+    let q0 = plane * p.quads + (r % p.runs_per_plane) * RUN;
+    return vec3<u32>(q0, min(q0 + RUN, (plane + 1u) * p.quads), plane % p.channels);
+}
+
+@compute @workgroup_size(256)
+fn batchnorm_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) t: u32) {
+    if ((wid.y * nwg.x + wid.x) * WG + t >= p.runs) { return; }
+    let r = run_of(wid, nwg, t);
+    let c = r.z;
+    let g = vec4<f32>(gamma[c]);
+    let mean = vec4<f32>(save_mean[c]);
+    let invstd = vec4<f32>(save_invstd[c]);
+    let b = vec4<f32>(beta[c]);
+    for (var q = r.x; q < r.y; q = q + 1u) {
+        y4[q] = relu_if4(g * (x4[q] - mean) * invstd + b);
+    }
+}
+
+@compute @workgroup_size(256)
+fn batchnorm_forward_eval_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                               @builtin(local_invocation_index) t: u32) {
+    if ((wid.y * nwg.x + wid.x) * WG + t >= p.runs) { return; }
+    let r = run_of(wid, nwg, t);
+    let c = r.z;
+    let g = vec4<f32>(gamma[c]);
+    let mean = vec4<f32>(running_mean[c]);
+    let invstd = vec4<f32>(1.0 / sqrt(running_var[c] + p.eps));
+    let b = vec4<f32>(beta[c]);
+    for (var q = r.x; q < r.y; q = q + 1u) {
+        y4[q] = relu_if4(g * (x4[q] - mean) * invstd + b);
+    }
+}
+
+@compute @workgroup_size(256)
+fn batchnorm_backward_weight_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    let w = walk_start4(wid, t);
+    var acc_dy = vec4<f32>(0.0);
+    var acc_dyx = vec4<f32>(0.0);
+    if (w.live) {
+        let mean = vec4<f32>(save_mean[w.c]);
+        let invstd = vec4<f32>(save_invstd[w.c]);
+        for (var nk = vec2<u32>(w.n0, w.k0); nk.x < p.batch; nk = walk_next4(nk)) {
+            let q = quad_at(w.c, nk.x, nk.y);
+            let g = masked_dy4(q);
+            acc_dy = acc_dy + g;
+            acc_dyx = acc_dyx + g * (x4[q] - mean) * invstd;
+        }
+    }
+    tree_a[t] = sum4(acc_dy);
+    tree_b[t] = sum4(acc_dyx);
+    segment_reduce(t, w.u);
+    if (w.live && w.u == 0u) {
+        dbeta[w.c] = tree_a[t];
+        dgamma[w.c] = tree_b[t];
+    }
+}
+
+@compute @workgroup_size(256)
+fn batchnorm_backward_input_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                 @builtin(local_invocation_index) t: u32) {
+    if ((wid.y * nwg.x + wid.x) * WG + t >= p.runs) { return; }
+    let r = run_of(wid, nwg, t);
+    let c = r.z;
+    let invstd = vec4<f32>(save_invstd[c]);
+    let mean = vec4<f32>(save_mean[c]);
+    let scale = vec4<f32>(gamma[c]) * invstd;
+    let db = vec4<f32>(dbeta[c]);
+    let dg = vec4<f32>(dgamma[c]);
+    let m = vec4<f32>(f32(p.count));
+    for (var q = r.x; q < r.y; q = q + 1u) {
+        let xhat = (x4[q] - mean) * invstd;
+        dx4[q] = scale * (masked_dy4(q) - (db + xhat * dg) / m);
     }
 }

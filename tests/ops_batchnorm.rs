@@ -34,11 +34,28 @@ fn batchnorm_matches_reference() {
         (32, 16, 32, 32),
         (4, 1, 128, 129),
     ];
+    // Each shape with and without the fused ReLU; planes of whole quads (H * W % 4 == 0) run
+    // the `_vec4` kernels, so those also run the scalar ones.
+    let mut vec4 = 0;
     for (i, &(n, c, h, w)) in shapes.iter().enumerate() {
-        check_batchnorm(&gpu, &BatchnormShape::new(n, c, h, w), i as u64)
-            .unwrap()
-            .assert_ok();
+        let base = BatchnormShape::new(n, c, h, w);
+        vec4 += base.vec4() as usize;
+        for relu in [false, true] {
+            for scalar_only in [false, true] {
+                if scalar_only && !base.vec4() {
+                    continue;
+                }
+                let s = BatchnormShape {
+                    relu,
+                    scalar_only,
+                    ..base
+                };
+                assert_eq!(s.vec4(), base.vec4() && !scalar_only);
+                check_batchnorm(&gpu, &s, i as u64).unwrap().assert_ok();
+            }
+        }
     }
+    assert!(vec4 >= 4, "the sweep must run the vec4 kernels");
     // PyTorch's defaults expressed in this convention (eps 1e-5, momentum 1 - 0.1).
     let s = BatchnormShape {
         eps: 1e-5,
@@ -113,7 +130,7 @@ fn batchnorm_reductions_are_deterministic() {
             let (smb, sib, dgb, dbb) = (z("save_mean"), z("save_invstd"), z("dgamma"), z("dbeta"));
             gpu.run_dispatches(vec![
                 batchnorm::stats(&xb, &rmb, &rvb, &smb, &sib, s),
-                batchnorm::backward_weight(&xb, &dyb, &smb, &sib, &dgb, &dbb, s),
+                batchnorm::backward_weight(&xb, &dyb, None, &smb, &sib, &dgb, &dbb, s),
             ])
             .unwrap();
             [&smb, &sib, &rvb, &dgb, &dbb].map(|b| gpu.download::<f32>(b, ch).unwrap())
@@ -133,7 +150,20 @@ fn batchnorm_reductions_are_deterministic() {
 /// L = sum(y * r) through the training forward (batch statistics included), in f64.
 #[test]
 fn batchnorm_cpu_backward_matches_finite_differences() {
-    let s = BatchnormShape::new(2, 3, 2, 3);
+    fd_check(false);
+}
+
+/// The same through the fused ReLU: y = relu(bn(x)), dy masked where y = 0.
+#[test]
+fn batchnorm_relu_cpu_backward_matches_finite_differences() {
+    fd_check(true);
+}
+
+fn fd_check(relu: bool) {
+    let s = BatchnormShape {
+        relu,
+        ..BatchnormShape::new(2, 3, 2, 3)
+    };
     let mut rg = rng(11);
     let x = uniform(&mut rg, s.len());
     let gamma: Vec<f64> = uniform(&mut rg, 3).iter().map(|g| g + 1.5).collect();
@@ -147,8 +177,23 @@ fn batchnorm_cpu_backward_matches_finite_differences() {
     };
     let (mut rm, mut rv) = (vec![0.0; 3], vec![1.0; 3]);
     let (mean, invstd) = cpu::stats(&x, &mut rm, &mut rv, s);
-    let (dgamma, dbeta) = cpu::backward_weight(&x, &r, &mean, &invstd, s);
-    let dx = cpu::backward_input(&x, &r, &gamma, &mean, &invstd, &dgamma, &dbeta, s);
+    let y = cpu::forward(&x, &gamma, &beta, &mean, &invstd, s);
+    if relu {
+        // A central difference across the ReLU's kink is meaningless: no pre-activation may
+        // lie within the step of it (the fixed seed gives both signs, none that close).
+        let pre = cpu::forward(
+            &x,
+            &gamma,
+            &beta,
+            &mean,
+            &invstd,
+            BatchnormShape { relu: false, ..s },
+        );
+        assert!(pre.iter().all(|v| v.abs() > 1e-3), "{pre:?}");
+        assert!(pre.iter().any(|&v| v < 0.0) && pre.iter().any(|&v| v > 0.0));
+    }
+    let (dgamma, dbeta) = cpu::backward_weight(&x, &r, &y, &mean, &invstd, s);
+    let dx = cpu::backward_input(&x, &r, &y, &gamma, &mean, &invstd, &dgamma, &dbeta, s);
 
     // h = 1e-6: truncation error h^2 * |L'''| / 6 ~ 1e-12 * O(invstd^3 * M) stays far below
     // 1e-8; rounding error ~ 1e-16 * |L| / h ~ 1e-9. So 1e-7 absolute (plus 1e-6 relative)
@@ -212,7 +257,11 @@ fn batchnorm_flop_counts() {
 /// 16 elements per thread until it reaches 65535 workgroups.
 #[test]
 fn batchnorm_launch_geometry() {
-    let t = |n, h, w| BatchnormShape::new(n, 8, h, w).threads_per_channel();
+    let scalar = |n, c, h, w| BatchnormShape {
+        scalar_only: true,
+        ..BatchnormShape::new(n, c, h, w)
+    };
+    let t = |n, h, w| scalar(n, 8, h, w).threads_per_channel();
     assert_eq!(t(32, 1, 1), 1);
     assert_eq!(t(1, 16, 16), 1);
     assert_eq!(t(1, 1, 257), 2);
@@ -220,7 +269,7 @@ fn batchnorm_launch_geometry() {
     assert_eq!(t(32, 32, 32), 128);
     assert_eq!(t(64, 32, 32), 256);
     assert_eq!(t(1024, 32, 32), 256);
-    let groups = |n, c, h, w, k| BatchnormShape::new(n, c, h, w).geometry(k).0;
+    let groups = |n, c, h, w, k| scalar(n, c, h, w).geometry(k).0;
     // The paper's last stage: 512 channels of M = 32, one thread each, 256 per workgroup.
     assert_eq!(groups(32, 512, 1, 1, Kernel::Stats), [2, 1, 1]);
     assert_eq!(groups(32, 300, 1, 1, Kernel::BackwardWeight), [2, 1, 1]);
@@ -232,5 +281,18 @@ fn batchnorm_launch_geometry() {
     assert_eq!(
         groups(1024, 1024, 32, 32, Kernel::BackwardInput),
         [65535, 1, 1]
+    );
+    // The `_vec4` kernels: the reductions walk quads (M / 4 items: T = 32 at M = 32768), the
+    // elementwise threads take runs of 4 quads of one plane (64 per 32x32 plane), folded into
+    // y past 65535 workgroups.
+    let v = |n, c, h, w| BatchnormShape::new(n, c, h, w);
+    assert!(v(32, 16, 32, 32).vec4() && !v(32, 8, 7, 7).vec4());
+    assert_eq!(v(32, 16, 32, 32).threads_per_channel(), 32);
+    assert_eq!(v(32, 16, 32, 32).geometry(Kernel::Stats).0, [2, 1, 1]);
+    assert_eq!(v(32, 16, 32, 32).geometry(Kernel::Forward).0, [128, 1, 1]);
+    assert_eq!(v(2, 3, 2, 2).geometry(Kernel::Forward).0, [1, 1, 1]);
+    assert_eq!(
+        v(1024, 1024, 32, 32).geometry(Kernel::BackwardInput).0,
+        [52429, 5, 1]
     );
 }

@@ -28,9 +28,18 @@ pub fn check_batchnorm(gpu: &Gpu, s: &BatchnormShape, seed: u64) -> Result<OpChe
     let s = *s;
     let (len, ch, m) = (s.len(), s.channels, s.count());
     let shape = [s.batch, s.channels, s.height, s.width];
+    let name = match (s.relu, s.vec4()) {
+        (false, false) => "batchnorm",
+        (false, true) => "batchnorm vec4",
+        (true, false) => "batchnorm+relu",
+        (true, true) => "batchnorm+relu vec4",
+    };
     let mut c = OpCheck::new(
-        "batchnorm",
-        json!({ "eps": s.eps, "momentum": s.momentum, "running_variance": "biased (Keras)" }),
+        name,
+        json!({
+            "eps": s.eps, "momentum": s.momentum, "running_variance": "biased (Keras)",
+            "relu": s.relu, "vec4": s.vec4(),
+        }),
     );
     let mut inp = Inputs::new(gpu, seed);
     let (shift, spread): (Vec<f32>, Vec<f32>) = (0..ch)
@@ -60,12 +69,14 @@ pub fn check_batchnorm(gpu: &Gpu, s: &BatchnormShape, seed: u64) -> Result<OpChe
         zc("dgamma"),
         zc("dbeta"),
     );
+    // A fused ReLU's backward masks dy by the forward's output, here the GPU's own.
+    let mask = s.relu.then_some(&yb);
     let ds = vec![
         batchnorm::forward_eval(&xb, &gb, &bb, &rmb, &rvb, &yeb, s),
         batchnorm::stats(&xb, &rmb, &rvb, &smb, &sib, s),
         batchnorm::forward(&xb, &gb, &bb, &smb, &sib, &yb, s),
-        batchnorm::backward_weight(&xb, &dyb, &smb, &sib, &dgb, &dbb, s),
-        batchnorm::backward_input(&xb, &dyb, &gb, &smb, &sib, &dgb, &dbb, &dxb, s),
+        batchnorm::backward_weight(&xb, &dyb, mask, &smb, &sib, &dgb, &dbb, s),
+        batchnorm::backward_input(&xb, &dyb, mask, &gb, &smb, &sib, &dgb, &dbb, &dxb, s),
     ];
     let outs = run_and_read(
         gpu,
@@ -89,8 +100,21 @@ pub fn check_batchnorm(gpu: &Gpu, s: &BatchnormShape, seed: u64) -> Result<OpChe
     let (mut rm_ref, mut rv_ref) = (rm0.clone(), rv0.clone());
     let (mean_ref, invstd_ref) = cpu::stats(&x, &mut rm_ref, &mut rv_ref, s);
     let y_ref = cpu::forward(&x, &gamma, &beta, &mean_ref, &invstd_ref, s);
-    let (dg_ref, db_ref) = cpu::backward_weight(&x, &dy, &mean_ref, &invstd_ref, s);
-    let dx_ref = cpu::backward_input(&x, &dy, &gamma, &mean_ref, &invstd_ref, &dg_ref, &db_ref, s);
+    // The reference backward masks by the same output the GPU's did (a value within rounding
+    // of zero may land on either side of it in f64).
+    let y_mask: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+    let (dg_ref, db_ref) = cpu::backward_weight(&x, &dy, &y_mask, &mean_ref, &invstd_ref, s);
+    let dx_ref = cpu::backward_input(
+        &x,
+        &dy,
+        &y_mask,
+        &gamma,
+        &mean_ref,
+        &invstd_ref,
+        &dg_ref,
+        &db_ref,
+        s,
+    );
 
     // Error budget, per channel then the worst channel, in units of 4 eps (the unit of
     // `Tol::sum_of` and `mean_of`). The statistics are means over M values, so in that model

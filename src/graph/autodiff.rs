@@ -82,7 +82,10 @@ pub fn differentiate(g: &mut Graph) {
             }
             Op::BatchNorm(a) => {
                 let dy = dy.unwrap();
-                let ins = [dy, inp[0], inp[1], out[1], out[2]];
+                let mut ins = vec![dy, inp[0], inp[1], out[1], out[2]];
+                if a.relu {
+                    ins.push(out[0]);
+                }
                 let outs = [("dx", inp[0]), ("dgamma", inp[1]), ("dbeta", inp[2])];
                 let d = emit(g, Op::BatchNormBackward(a), name, &ins, &outs);
                 add_grad(g, &mut grads, inp[0], d[0]);

@@ -112,10 +112,13 @@ impl CpuExecutor {
             }
             Op::BatchNormBackward(a) => {
                 let s = shapes::batchnorm(g, a, i[1]);
-                let (dgamma, dbeta) = batchnorm::cpu::backward_weight(v(1), v(0), v(3), v(4), s);
+                // The fused ReLU's output, read only when fused.
+                let y = if a.relu { v(5) } else { v(0) };
+                let (dgamma, dbeta) = batchnorm::cpu::backward_weight(v(1), v(0), y, v(3), v(4), s);
                 let dx = batchnorm::cpu::backward_input(
                     v(1),
                     v(0),
+                    y,
                     v(2),
                     v(3),
                     v(4),

@@ -102,11 +102,22 @@ pub fn lower_node(
         }
         Op::BatchNormBackward(a) => {
             let s = shapes::batchnorm(g, a, i[1]);
+            let y = a.relu.then(|| b(5));
             vec![
-                batchnorm::backward_weight(&b(1), &b(0), &b(3), &b(4), &out(1), &out(2), s),
+                batchnorm::backward_weight(
+                    &b(1),
+                    &b(0),
+                    y.as_ref(),
+                    &b(3),
+                    &b(4),
+                    &out(1),
+                    &out(2),
+                    s,
+                ),
                 batchnorm::backward_input(
                     &b(1),
                     &b(0),
+                    y.as_ref(),
                     &b(2),
                     &b(3),
                     &b(4),

@@ -17,6 +17,8 @@ pub struct BnAttrs {
     pub eps: f32,
     /// Keras convention: running = momentum * running + (1 - momentum) * batch.
     pub momentum: f32,
+    /// `relu(bn(x))` in one node (and one kernel); the backward masks by the output.
+    pub relu: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -39,7 +41,8 @@ pub struct ResidualAttrs {
 pub enum Op {
     /// [x, weight, bias?] -> [y]
     Conv2d(ConvAttrs),
-    /// Training mode: [x, gamma, beta, running_mean, running_var] -> [y, save_mean, save_invstd];
+    /// Training mode: [x, gamma, beta, running_mean, running_var] -> [y, save_mean, save_invstd]
+    /// (y = relu(bn(x)) when `relu`);
     /// updates the running statistics in place. Evaluation programs run it from running stats.
     BatchNorm(BnAttrs),
     /// [x] -> [y]
@@ -61,7 +64,8 @@ pub enum Op {
     Conv2dBackwardWeight(ConvAttrs),
     /// [dy] -> [dbias]
     Conv2dBackwardBias,
-    /// [dy, x, gamma, save_mean, save_invstd] -> [dx, dgamma, dbeta]
+    /// [dy, x, gamma, save_mean, save_invstd, y (only with a fused ReLU: the mask)]
+    /// -> [dx, dgamma, dbeta]
     BatchNormBackward(BnAttrs),
     /// [y, dy] -> [dx] (y > 0 exactly where x > 0, so the output serves as the mask)
     ReluBackward,

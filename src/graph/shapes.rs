@@ -46,6 +46,7 @@ pub fn batchnorm(g: &Graph, a: BnAttrs, x: TensorId) -> BatchnormShape {
     BatchnormShape {
         eps: a.eps,
         momentum: a.momentum,
+        relu: a.relu,
         ..BatchnormShape::new(n, c, h, w)
     }
 }

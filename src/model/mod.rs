@@ -61,7 +61,8 @@ pub struct ModelConfig {
     /// [channels, height, width] of one image.
     pub input: [usize; 3],
     pub batch: usize,
-    /// Build each block's end as one `relu(tfd + w * ipd)` kernel (else residual, then ReLU).
+    /// Build each block's end as one `relu(tfd + w * ipd)` kernel and each BN followed by a
+    /// ReLU as one kernel (else residual or BN, then ReLU).
     pub fuse_residual_relu: bool,
     /// BatchNorm running-statistics momentum (our/Keras convention); `None`: the preset's own.
     #[serde(default)]
@@ -128,6 +129,7 @@ impl<'a> Builder<'a> {
                 bn: BnAttrs {
                     eps: 1e-3,
                     momentum: 0.99,
+                    relu: false,
                 },
             }
         } else {
@@ -139,6 +141,7 @@ impl<'a> Builder<'a> {
                 bn: BnAttrs {
                     eps: 1e-5,
                     momentum: 0.9,
+                    relu: false,
                 },
             }
         };
@@ -214,7 +217,8 @@ impl<'a> Builder<'a> {
         )[0]
     }
 
-    fn bn(&mut self, name: &str, x: TensorId) -> TensorId {
+    /// BatchNorm, with the ReLU after it fused in when `relu`.
+    fn bn(&mut self, name: &str, x: TensorId, relu: bool) -> TensorId {
         let shape = self.shape(x);
         let c = shape[1];
         let gamma = self
@@ -235,7 +239,10 @@ impl<'a> Builder<'a> {
             ("save_invstd", vec![c], Role::Activation),
         ];
         self.g.add_node(
-            Op::BatchNorm(self.style.bn),
+            Op::BatchNorm(BnAttrs {
+                relu,
+                ..self.style.bn
+            }),
             name,
             &[x, gamma, beta, mean, var],
             &outs,
@@ -258,8 +265,10 @@ impl<'a> Builder<'a> {
         relu: bool,
     ) -> TensorId {
         let y = self.conv(&format!("{name}.conv"), x, cout, k, stride);
-        let y = self.bn(&format!("{name}.bn"), y);
-        if relu {
+        // Fused, the BN kernel applies the ReLU: the same values, one pass fewer each way.
+        let fuse = relu && self.cfg.fuse_residual_relu;
+        let y = self.bn(&format!("{name}.bn"), y, fuse);
+        if relu && !fuse {
             self.relu(&format!("{name}.relu"), y)
         } else {
             y

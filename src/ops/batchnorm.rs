@@ -24,7 +24,15 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("batchnorm_forward_eval", WORKGROUP),
     ("batchnorm_backward_weight", WORKGROUP),
     ("batchnorm_backward_input", WORKGROUP),
+    ("batchnorm_stats_vec4", WORKGROUP),
+    ("batchnorm_forward_vec4", WORKGROUP),
+    ("batchnorm_forward_eval_vec4", WORKGROUP),
+    ("batchnorm_backward_weight_vec4", WORKGROUP),
+    ("batchnorm_backward_input_vec4", WORKGROUP),
 ];
+
+/// Quads per thread of the `_vec4` elementwise kernels (`RUN` in batchnorm.wgsl).
+const RUN: usize = 4;
 
 /// Keras `BatchNormalization` defaults.
 pub const KERAS_EPS: f32 = 1e-3;
@@ -46,6 +54,10 @@ pub struct BatchnormParams {
     pub grid_threads: u32,
     pub grid_step_k: u32,
     pub grid_step_c: u32,
+    pub relu: u32,
+    pub quads: u32,
+    pub runs_per_plane: u32,
+    pub runs: u32,
     pub _pad: [u32; 3],
 }
 
@@ -69,6 +81,10 @@ pub struct BatchnormShape {
     pub width: usize,
     pub eps: f32,
     pub momentum: f32,
+    /// `relu(bn(x))` in one kernel; the backward then masks dy by the saved output.
+    pub relu: bool,
+    /// Run the scalar kernels even where the `_vec4` ones apply (tests cover both).
+    pub scalar_only: bool,
 }
 
 /// The five kernels, for `BatchnormShape::geometry`.
@@ -91,7 +107,28 @@ impl BatchnormShape {
             width,
             eps: KERAS_EPS,
             momentum: KERAS_MOMENTUM,
+            relu: false,
+            scalar_only: false,
         }
+    }
+
+    /// Whether the `_vec4` kernels run: a channel plane is whole quads (H * W % 4 == 0).
+    pub fn vec4(&self) -> bool {
+        !self.scalar_only && self.hw().is_multiple_of(4) && self.hw() > 0
+    }
+
+    /// Items one channel's reduction walks: values, or quads for the `_vec4` kernels.
+    fn reduction_items(&self) -> usize {
+        if self.vec4() {
+            self.count() / 4
+        } else {
+            self.count()
+        }
+    }
+
+    /// `_vec4` elementwise threads: runs of up to RUN quads per channel plane.
+    fn runs_per_plane(&self) -> usize {
+        (self.hw() / 4).div_ceil(RUN)
     }
     pub fn hw(&self) -> usize {
         self.height * self.width
@@ -111,7 +148,7 @@ impl BatchnormShape {
     /// leaves each at most `VALUES_PER_THREAD` values, so M <= 256 takes one thread per channel
     /// and M = 32*32*32 takes 128.
     pub fn threads_per_channel(&self) -> usize {
-        self.count()
+        self.reduction_items()
             .div_ceil(VALUES_PER_THREAD)
             .next_power_of_two()
             .min(WORKGROUP[0] as usize)
@@ -125,6 +162,13 @@ impl BatchnormShape {
     }
     fn params(&self) -> BatchnormParams {
         let t = self.threads_per_channel();
+        // The reductions step in quads for the `_vec4` kernels.
+        let plane = if self.vec4() {
+            self.hw() / 4
+        } else {
+            self.hw()
+        }
+        .max(1);
         let hw = self.hw().max(1);
         let grid = self.elementwise_groups() * WORKGROUP[0] as usize;
         BatchnormParams {
@@ -136,11 +180,15 @@ impl BatchnormShape {
             eps: self.eps,
             momentum: self.momentum,
             seg_shift: t.trailing_zeros(),
-            seg_step_n: (t / hw) as u32,
-            seg_step_k: (t % hw) as u32,
+            seg_step_n: (t / plane) as u32,
+            seg_step_k: (t % plane) as u32,
             grid_threads: grid as u32,
             grid_step_k: (grid % hw) as u32,
             grid_step_c: (grid / hw % self.channels.max(1)) as u32,
+            relu: self.relu as u32,
+            quads: (self.hw() / 4) as u32,
+            runs_per_plane: self.runs_per_plane() as u32,
+            runs: (self.batch * self.channels * self.runs_per_plane()) as u32,
             _pad: [0; 3],
         }
     }
@@ -157,7 +205,14 @@ impl BatchnormShape {
             1,
             1,
         ];
-        let elementwise = [self.elementwise_groups() as u32, 1, 1];
+        let elementwise = if self.vec4() {
+            crate::gpu::groups_1d(
+                (self.batch * self.channels * self.runs_per_plane()) as u64,
+                WORKGROUP[0],
+            )
+        } else {
+            [self.elementwise_groups() as u32, 1, 1]
+        };
         let (groups, flops, bytes) = match k {
             // Pass 1: one add; pass 2: subtract, add d, multiply-add d * d. Reads x (twice,
             // counted once), reads and writes the running stats, writes the saved ones.
@@ -172,8 +227,17 @@ impl BatchnormShape {
         (groups, Cost { flops, bytes })
     }
 
+    /// The kernel's entry point: `entry`, or its `_vec4` variant where that applies.
     fn dispatch(&self, entry: &'static str, k: Kernel) -> Dispatch {
         let (groups, cost) = self.geometry(k);
+        let entry = match (self.vec4(), k) {
+            (false, _) => entry,
+            (true, Kernel::Stats) => "batchnorm_stats_vec4",
+            (true, Kernel::Forward) => "batchnorm_forward_vec4",
+            (true, Kernel::ForwardEval) => "batchnorm_forward_eval_vec4",
+            (true, Kernel::BackwardWeight) => "batchnorm_backward_weight_vec4",
+            (true, Kernel::BackwardInput) => "batchnorm_backward_input_vec4",
+        };
         Dispatch::new(entry, &self.params(), groups).cost(cost.flops, cost.bytes)
     }
 }
@@ -234,10 +298,13 @@ pub fn forward_eval(
         .bind(8, y)
 }
 
-/// x, dy: [N, C, H, W], save_mean, save_invstd: [C] -> dgamma, dbeta: [C]
+/// x, dy: [N, C, H, W], save_mean, save_invstd: [C] -> dgamma, dbeta: [C]. With a fused ReLU
+/// (`s.relu`), `y` is the forward's output, whose zeros mask dy; `None` otherwise.
+#[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
     x: &wgpu::Buffer,
     dy: &wgpu::Buffer,
+    y: Option<&wgpu::Buffer>,
     save_mean: &wgpu::Buffer,
     save_invstd: &wgpu::Buffer,
     dgamma: &wgpu::Buffer,
@@ -247,18 +314,36 @@ pub fn backward_weight(
     s.dispatch("batchnorm_backward_weight", Kernel::BackwardWeight)
         .bind(1, x)
         .bind(9, dy)
+        .bind(13, relu_mask(y, dy, s))
         .bind(6, save_mean)
         .bind(7, save_invstd)
         .bind(10, dgamma)
         .bind(11, dbeta)
 }
 
+/// The buffer bound as the ReLU mask: the saved output when fused, else `dy`, never read (the
+/// binding exists in every backward kernel).
+fn relu_mask<'a>(
+    y: Option<&'a wgpu::Buffer>,
+    dy: &'a wgpu::Buffer,
+    s: BatchnormShape,
+) -> &'a wgpu::Buffer {
+    assert_eq!(
+        y.is_some(),
+        s.relu,
+        "batchnorm backward: the forward output is given exactly when the ReLU is fused"
+    );
+    y.unwrap_or(dy)
+}
+
 /// x, dy: [N, C, H, W], gamma, save_mean, save_invstd, dgamma, dbeta: [C] -> dx: [N, C, H, W].
-/// Launch after `backward_weight`, whose dgamma and dbeta it reads.
+/// Launch after `backward_weight`, whose dgamma and dbeta it reads. `y` as for
+/// `backward_weight`.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_input(
     x: &wgpu::Buffer,
     dy: &wgpu::Buffer,
+    y: Option<&wgpu::Buffer>,
     gamma: &wgpu::Buffer,
     save_mean: &wgpu::Buffer,
     save_invstd: &wgpu::Buffer,
@@ -270,6 +355,7 @@ pub fn backward_input(
     s.dispatch("batchnorm_backward_input", Kernel::BackwardInput)
         .bind(1, x)
         .bind(9, dy)
+        .bind(13, relu_mask(y, dy, s))
         .bind(2, gamma)
         .bind(6, save_mean)
         .bind(7, save_invstd)
@@ -338,7 +424,8 @@ pub mod cpu {
             for c in 0..s.channels {
                 for k in 0..s.hw() {
                     let i = at(&s, n, c, k);
-                    y[i] = gamma[c] * (x[i] - save_mean[c]) * save_invstd[c] + beta[c];
+                    let v = gamma[c] * (x[i] - save_mean[c]) * save_invstd[c] + beta[c];
+                    y[i] = if s.relu { v.max(0.0) } else { v };
                 }
             }
         }
@@ -361,10 +448,21 @@ pub mod cpu {
         forward(x, gamma, beta, running_mean, &invstd, s)
     }
 
-    /// x, dy: [N, C, H, W]; save_mean, save_invstd: [C] -> (dgamma, dbeta): [C]
+    /// dy where the fused ReLU passed its input (its output y > 0), else 0; dy itself unfused.
+    fn masked(dy: &[f64], y: &[f64], i: usize, s: &BatchnormShape) -> f64 {
+        if s.relu && y[i] <= 0.0 {
+            0.0
+        } else {
+            dy[i]
+        }
+    }
+
+    /// x, dy, y (the forward's output; read only when the ReLU is fused): [N, C, H, W];
+    /// save_mean, save_invstd: [C] -> (dgamma, dbeta): [C]
     pub fn backward_weight(
         x: &[f64],
         dy: &[f64],
+        y: &[f64],
         save_mean: &[f64],
         save_invstd: &[f64],
         s: BatchnormShape,
@@ -376,20 +474,23 @@ pub mod cpu {
                 for k in 0..s.hw() {
                     let i = at(&s, n, c, k);
                     let xhat = (x[i] - save_mean[c]) * save_invstd[c];
-                    dgamma[c] += dy[i] * xhat;
-                    dbeta[c] += dy[i];
+                    let g = masked(dy, y, i, &s);
+                    dgamma[c] += g * xhat;
+                    dbeta[c] += g;
                 }
             }
         }
         (dgamma, dbeta)
     }
 
-    /// x, dy: [N, C, H, W]; gamma, save_mean, save_invstd, dgamma, dbeta: [C]
-    /// -> dx: [N, C, H, W] = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
+    /// x, dy, y (as for `backward_weight`): [N, C, H, W]; gamma, save_mean, save_invstd,
+    /// dgamma, dbeta: [C] -> dx: [N, C, H, W] = gamma * invstd / M * (M * dy - dbeta - xhat *
+    /// dgamma), dy masked by a fused ReLU
     #[allow(clippy::too_many_arguments)]
     pub fn backward_input(
         x: &[f64],
         dy: &[f64],
+        y: &[f64],
         gamma: &[f64],
         save_mean: &[f64],
         save_invstd: &[f64],
@@ -404,8 +505,8 @@ pub mod cpu {
                 for k in 0..s.hw() {
                     let i = at(&s, n, c, k);
                     let xhat = (x[i] - save_mean[c]) * save_invstd[c];
-                    dx[i] =
-                        gamma[c] * save_invstd[c] / m * (m * dy[i] - dbeta[c] - xhat * dgamma[c]);
+                    let g = masked(dy, y, i, &s);
+                    dx[i] = gamma[c] * save_invstd[c] / m * (m * g - dbeta[c] - xhat * dgamma[c]);
                 }
             }
         }
