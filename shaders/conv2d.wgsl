@@ -43,8 +43,8 @@ struct Conv2dParams {
     span: u32,     // backward_weight: output positions per slice, a multiple of the chunk
     tile_rows: u32,   // `_narrow` kernels: row threads RT of the tile (see Tiling)
     tile_ksplit: u32, // `_narrow` kernels: thread groups KS splitting each reduction chunk
-    pad0: u32,        // to a multiple of 16 bytes
-    pad1: u32,
+    seg_shift: u32,   // conv2d_backward_bias: log2 of the threads per channel
+    pad1: u32,        // to a multiple of 16 bytes
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -326,23 +326,37 @@ fn conv2d_backward_weight_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
     dw[i] = acc;
 }
 
-// db[co] = sum over n, oh, ow of dy. One workgroup per channel (wid.x = co), fixed tree order.
+// db[co] = sum over n, oh, ow of dy. Each channel gets a segment of T = 1 << seg_shift
+// threads (256 / T channels per workgroup, T from the per-channel count at launch): thread u
+// sums values j = u, u + T, ... in order, (n, k) stepped with carries, then the segment's T
+// sums combine in a fixed tree. A late layer's 32 values per channel take one thread and no
+// barrier: on CPU adapters a barrier costs more than those loads.
 @compute @workgroup_size(256)
 fn conv2d_backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let co = wid.x;
+    let shift = p.seg_shift;
+    let seg = 1u << shift;
+    let u = t & (seg - 1u);
+    let co = wid.x * (256u >> shift) + (t >> shift);
     let ohw = p.oh * p.ow;
-    let per_channel = p.batch * ohw;
     var acc = 0.0;
-    for (var j = t; j < per_channel; j = j + 256u) {
-        let n = j / ohw;
-        acc = acc + dy[(n * p.cout + co) * ohw + j % ohw];
+    if (co < p.cout) {
+        let step_n = seg / ohw;
+        let step_k = seg % ohw;
+        var n = u / ohw;
+        var k = u % ohw;
+        for (; n < p.batch;) {
+            acc = acc + dy[(n * p.cout + co) * ohw + k];
+            n = n + step_n;
+            k = k + step_k;
+            if (k >= ohw) { k = k - ohw; n = n + 1u; }
+        }
     }
     tree[t] = acc;
-    for (var stride = 128u; stride > 0u; stride = stride >> 1u) {
+    for (var stride = seg >> 1u; stride > 0u; stride = stride >> 1u) {
         workgroupBarrier();
-        if (t < stride) { tree[t] = tree[t] + tree[t + stride]; }
+        if (u < stride) { tree[t] = tree[t] + tree[t + stride]; }
     }
-    if (t == 0u) { db[co] = tree[0]; }
+    if (co < p.cout && u == 0u) { db[co] = tree[t]; }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -851,7 +865,8 @@ fn conv2d_backward_weight_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin
 // ---------------------------------------------------------------------------------------------
 // Weight layouts for the `_subgroup` GEMMs (conv2d_subgroup.wgsl), which read one vec4 of rows
 // per reduction step: packed[base + k * ldw + m] for k = (c, th, tw) and m < ldw (rows past M
-// read zero, so the GEMM needs no row bounds). The forward packs w[m, c, first + t] (m = co);
+// read zero, so the GEMM needs no row bounds), or for M <= 16 in step pairs,
+// packed[base + (k / 2) * ldw + (k % 2) * ldw / 2 + m] (an odd last step's partner is zero). The forward packs w[m, c, first + t] (m = co);
 // dx packs each stride phase's taps flipped, w[c, m, base + step * t] (c = co, m = ci).
 
 struct ConvPackParams {
@@ -869,37 +884,53 @@ struct ConvPackParams {
     step_w: i32,
     ldw: u32,
     out_base: u32, // first float of this layout in `packed`
-    pad0: u32,
+    kpack: u32,    // 2: M <= 16, steps packed in pairs (rows of k, then of k + 1, per ldw)
     pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> pk: ConvPackParams;
-@group(0) @binding(10) var<storage, read_write> packed: array<f32>;
+@group(0) @binding(10) var<storage, read_write> packed4: array<vec4<f32>>;
 
-// One invocation per packed float; 1-D, folded past 65535 groups.
+// One invocation per channel c and quad of rows m: it walks the taps (no division per value:
+// vector integer division is scalar on CPUs) and stores one quad per tap. 1-D, folded past
+// 65535 groups; invocation i = c * (ldw / 4) + m / 4.
 @compute @workgroup_size(256)
 fn conv2d_pack_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) t: u32) {
-    let taps = pk.taps_h * pk.taps_w;
+    let quads = pk.ldw / 4u;             // per packed step (a pair of steps with kpack 2)
+    let row_quads = quads / pk.kpack;    // per reduction step
     let i = (wid.y * nwg.x + wid.x) * 256u + t;
-    if (i >= pk.chans * taps * pk.ldw) { return; }
-    let k = i / pk.ldw;
-    let m = i % pk.ldw;
-    var v = 0.0;
-    if (m < pk.rows) {
-        let c = k / taps;
-        let th = (k % taps) / pk.taps_w;
-        let tw = k % pk.taps_w;
+    if (i >= pk.chans * row_quads) { return; }
+    let c = i / row_quads;
+    let m0 = (i % row_quads) * 4u;
+    let taps = pk.taps_h * pk.taps_w;
+    // Rows past M read row 0 and are zeroed below, so no load leaves the weights.
+    let ok = vec4<u32>(m0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(pk.rows);
+    let at = select(vec4<u32>(0u), (vec4<u32>(m0) + vec4<u32>(0u, 1u, 2u, 3u)) * pk.stride_m, ok)
+        + vec4<u32>(c * pk.stride_c);
+    let base = pk.out_base / 4u + m0 / 4u;
+    var k = c * taps;
+    for (var th = 0u; th < pk.taps_h; th = th + 1u) {
         let kh = u32(pk.base_h + pk.step_h * i32(th));
-        let kw = u32(pk.base_w + pk.step_w * i32(tw));
-        v = wt[m * pk.stride_m + c * pk.stride_c + kh * pk.kw + kw];
+        for (var tw = 0u; tw < pk.taps_w; tw = tw + 1u) {
+            let tap = kh * pk.kw + u32(pk.base_w + pk.step_w * i32(tw));
+            let v = vec4<f32>(wt[at.x + tap], wt[at.y + tap], wt[at.z + tap], wt[at.w + tap]);
+            packed4[base + (k / pk.kpack) * quads + (k % pk.kpack) * row_quads] =
+                select(vec4<f32>(0.0), v, ok);
+            k = k + 1u;
+        }
     }
-    packed[pk.out_base + i] = v;
+    // An odd count of steps in pairs: the last step's partner multiplies zeros.
+    if (c + 1u == pk.chans && k % pk.kpack != 0u) {
+        packed4[base + (k / pk.kpack) * quads + row_quads] = vec4<f32>(0.0);
+    }
 }
 
-// dw[co, ci, kh, kw] = sum over slices s (in order) of dw_partials[s, co, c] where
-// c = (ci, kh - first_h, kw - first_w) inside the tap window, else 0: the `_subgroup` weight
-// gradient's partials, which hold the window's taps only. 1-D, folded past 65535 groups.
+// dw[co, ci, first_h + jh, first_w + jw] = sum over slices s (in order) of
+// dw_partials[s, co, c], c = (ci, jh, jw) over the tap window: the `_subgroup` weight
+// gradient's split-K sum. Taps outside the window are left as they are (see
+// conv2d_backward_weight_subgroup). One invocation per window element; 1-D, folded past
+// 65535 groups.
 struct ConvWindowSumParams {
     cout: u32,
     cin: u32,
@@ -920,20 +951,18 @@ struct ConvWindowSumParams {
 @compute @workgroup_size(256)
 fn conv2d_backward_weight_sum_window(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                                      @builtin(local_invocation_index) t: u32) {
-    let khw = ws.kh * ws.kw;
+    let taps = ws.taps_h * ws.taps_w;
+    let kc = ws.cin * taps;
     let i = (wid.y * nwg.x + wid.x) * 256u + t;
-    if (i >= ws.cout * ws.cin * khw) { return; }
-    let co = i / (ws.cin * khw);
-    let ci = (i / khw) % ws.cin;
-    let jh = (i % khw) / ws.kw - ws.first_h; // wraps below the window's first tap
-    let jw = i % ws.kw - ws.first_w;
+    if (i >= ws.cout * kc) { return; }
+    let co = i / kc;
+    let c = i % kc;
+    let ci = c / taps;
+    let kh = ws.first_h + (c % taps) / ws.taps_w;
+    let kw = ws.first_w + c % ws.taps_w;
     var acc = 0.0;
-    if (jh < ws.taps_h && jw < ws.taps_w) {
-        let kc = ws.cin * ws.taps_h * ws.taps_w;
-        let c = (ci * ws.taps_h + jh) * ws.taps_w + jw;
-        for (var s = 0u; s < ws.splits; s = s + 1u) {
-            acc = acc + dw_partials[(s * ws.cout + co) * kc + c];
-        }
+    for (var s = 0u; s < ws.splits; s = s + 1u) {
+        acc = acc + dw_partials[(s * ws.cout + co) * kc + c];
     }
-    dw[i] = acc;
+    dw[((co * ws.cin + ci) * ws.kh + kh) * ws.kw + kw] = acc;
 }

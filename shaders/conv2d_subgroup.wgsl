@@ -17,7 +17,11 @@
 //                             the weights packed flipped and transposed (src/ops/conv2d.rs)
 //   conv2d_backward_weight_subgroup
 //                             dw_partials[s, co, c] = sum over slice s of positions p of
-//                             dy[co, p] * im2col(x)[c, p], c over the tap window only
+//                             dy[co, p] * im2col(x)[c, p], c over the tap window only (or,
+//                             with one slice, dw's window taps directly). Taps outside the
+//                             window get no gradient and are never written: zero in every
+//                             buffer the engine allocates, as nothing else writes a weight
+//                             gradient. On the paper's 1x1 maps that is 8 of 9 taps.
 //
 // Every kernel writes its outputs (never accumulates), uses no atomics and sums in a fixed
 // order, so results are bit-identical run to run.
@@ -48,7 +52,7 @@ struct ConvGemmParams {
     ldw: u32,     // packed weights: floats per reduction step (rows rounded up to 32)
     wp_base: u32, // packed weights: first vec4 of this dispatch
     has_bias: u32,
-    pad0: u32,
+    pairs: u32,   // 1 when M <= 16: see gemm_subgroup
     pad1: u32,
 }
 
@@ -72,9 +76,9 @@ struct ConvWeightGradParams {
     taps_w: u32,
     span: u32,    // positions per slice, a multiple of 4
     splits: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
+    kh: u32,      // the full kernel, for `direct`
+    kw: u32,
+    direct: u32,  // 1 (one slice): write dw [Cout, Cin, KH, KW] itself, not the partials
 }
 
 @group(0) @binding(0) var<uniform> g: ConvGemmParams;
@@ -108,6 +112,36 @@ fn rows32(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) 
     rows4(acc, 5u, subgroupBroadcast(a, 5u), b);
     rows4(acc, 6u, subgroupBroadcast(a, 6u), b);
     rows4(acc, 7u, subgroupBroadcast(a, 7u), b);
+}
+
+// With k-pairs (M <= 16): lanes 0-3 hold rows 0-15 at step k, lanes 4-7 at step k + 1, and
+// acc rows 16 + m sum the odd steps of row m until `fold_pairs`.
+fn rows16_even(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) {
+    rows4(acc, 0u, subgroupBroadcast(a, 0u), b);
+    rows4(acc, 1u, subgroupBroadcast(a, 1u), b);
+    rows4(acc, 2u, subgroupBroadcast(a, 2u), b);
+    rows4(acc, 3u, subgroupBroadcast(a, 3u), b);
+}
+
+fn rows16_odd(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) {
+    rows4(acc, 4u, subgroupBroadcast(a, 4u), b);
+    rows4(acc, 5u, subgroupBroadcast(a, 5u), b);
+    rows4(acc, 6u, subgroupBroadcast(a, 6u), b);
+    rows4(acc, 7u, subgroupBroadcast(a, 7u), b);
+}
+
+fn fold_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32) {
+    (*acc)[4u * j] = (*acc)[4u * j] + (*acc)[16u + 4u * j];
+    (*acc)[4u * j + 1u] = (*acc)[4u * j + 1u] + (*acc)[17u + 4u * j];
+    (*acc)[4u * j + 2u] = (*acc)[4u * j + 2u] + (*acc)[18u + 4u * j];
+    (*acc)[4u * j + 3u] = (*acc)[4u * j + 3u] + (*acc)[19u + 4u * j];
+}
+
+fn fold_pairs(acc: ptr<function, array<vec4<f32>, 32>>) {
+    fold_quad(acc, 0u);
+    fold_quad(acc, 1u);
+    fold_quad(acc, 2u);
+    fold_quad(acc, 3u);
 }
 
 // ---- forward and dx ----
@@ -159,41 +193,70 @@ fn store_gemm_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, c:
     store_gemm_row(m0 + 4u * j + 3u, (*acc)[4u * j + 3u], c);
 }
 
-// Workgroup (x: column tile, folded into z past 65535; y: row tile); one subgroup.
+// A reduction step k = (ch, th, tw), stepped with carries: vector division is scalar on CPUs.
+struct Tap {
+    ch_off: u32, // ch * H * W
+    th: u32,
+    tw: u32,
+}
+
+fn next_tap(t: Tap) -> Tap {
+    var r = Tap(t.ch_off, t.th, t.tw + 1u);
+    if (r.tw == g.taps_w) {
+        r.tw = 0u;
+        r.th = r.th + 1u;
+        if (r.th == g.taps_h) { r = Tap(r.ch_off + g.h * g.w, 0u, 0u); }
+    }
+    return r;
+}
+
+// im2col(src) at step t for the lane's 4 columns: zero off the source image.
+fn gather(c: Columns, t: Tap) -> vec4<f32> {
+    let ih = c.ih0 + vec4<i32>(i32(t.th));
+    let iw = c.iw0 + vec4<i32>(i32(t.tw));
+    let inside = c.ok & (ih >= vec4<i32>(0)) & (ih < vec4<i32>(i32(g.h)))
+        & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(g.w)));
+    let at = c.src_base + vec4<u32>(t.ch_off) + vec4<u32>(ih) * g.w + vec4<u32>(iw);
+    var b = vec4<f32>(0.0);
+    if (inside.x) { b.x = src[at.x]; }
+    if (inside.y) { b.y = src[at.y]; }
+    if (inside.z) { b.z = src[at.z]; }
+    if (inside.w) { b.w = src[at.w]; }
+    return b;
+}
+
+// Workgroup (x: column tile, folded into z past 65535; y: row tile); one subgroup. A layer
+// with M <= 16 would leave half of each 32-row vec4 of packed weights idle, so there the
+// weights are packed in k-pairs (rows 0-15 of step k, then of step k + 1) and each load
+// feeds two steps: half the weight loads and no idle multiply-adds.
 fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) {
     let q0 = (wid.z * nwg.x + wid.x) * TQ;
     if (q0 >= g.batch * g.gh * g.gw) { return; } // a folded grid's spare tiles
     let c = gemm_columns(q0 + 4u * lane);
     let m0 = wid.y * TM;
-    let hw = g.h * g.w;
     let ldw4 = g.ldw / 4u;
     var acc: array<vec4<f32>, 32>;
-    // The reduction index k = (ch, th, tw) is stepped with carries: vector division is
-    // scalar on CPUs.
-    var ch_off = 0u; // ch * H * W
-    var th = 0u;
-    var tw = 0u;
+    var t = Tap(0u, 0u, 0u);
     var wk = g.wp_base + m0 / 4u + lane;
     let kdim = g.chans * g.taps_h * g.taps_w;
-    for (var k = 0u; k < kdim; k = k + 1u) {
-        let a = wp[wk];
-        let ih = c.ih0 + vec4<i32>(i32(th));
-        let iw = c.iw0 + vec4<i32>(i32(tw));
-        let inside = c.ok & (ih >= vec4<i32>(0)) & (ih < vec4<i32>(i32(g.h)))
-            & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(g.w)));
-        let at = c.src_base + vec4<u32>(ch_off) + vec4<u32>(ih) * g.w + vec4<u32>(iw);
-        var b = vec4<f32>(0.0);
-        if (inside.x) { b.x = src[at.x]; }
-        if (inside.y) { b.y = src[at.y]; }
-        if (inside.z) { b.z = src[at.z]; }
-        if (inside.w) { b.w = src[at.w]; }
-        rows32(&acc, a, b);
-        wk = wk + ldw4;
-        tw = tw + 1u;
-        if (tw == g.taps_w) {
-            tw = 0u;
-            th = th + 1u;
-            if (th == g.taps_h) { th = 0u; ch_off = ch_off + hw; }
+    if (g.pairs == 1u) {
+        for (var k = 0u; k < kdim; k = k + 2u) {
+            let a = wp[wk];
+            let b0 = gather(c, t);
+            let t1 = next_tap(t);
+            var b1 = vec4<f32>(0.0);
+            if (k + 1u < kdim) { b1 = gather(c, t1); }
+            rows16_even(&acc, a, b0);
+            rows16_odd(&acc, a, b1);
+            wk = wk + ldw4;
+            t = next_tap(t1);
+        }
+        fold_pairs(&acc);
+    } else {
+        for (var k = 0u; k < kdim; k = k + 1u) {
+            rows32(&acc, wp[wk], gather(c, t));
+            wk = wk + ldw4;
+            t = next_tap(t);
         }
     }
     store_gemm_quad(&acc, 0u, m0, c);
@@ -313,13 +376,23 @@ fn dy_at(c: Cursor, rows: vec4<u32>, live: bool) -> vec4<f32> {
     return d;
 }
 
+// Where window column c of row co lands: the slice's partials [s, co, c] or, direct, dw.
+fn dw_index(row_base: u32, co: u32, c: u32, kc: u32) -> u32 {
+    if (q.direct == 1u) {
+        let taps = q.taps_h * q.taps_w;
+        let kh = q.first_h + (c % taps) / q.taps_w;
+        let kw = q.first_w + c % q.taps_w;
+        return ((co * q.cin + c / taps) * q.kh + kh) * q.kw + kw;
+    }
+    return row_base + co * kc + c;
+}
+
 fn store_dw_row(row: u32, v: vec4<f32>, out_row0: u32, c0: u32, kc: u32) {
     if (row >= q.cout) { return; }
-    let base = out_row0 + row * kc + c0;
-    if (c0 < kc) { partials[base] = v.x; }
-    if (c0 + 1u < kc) { partials[base + 1u] = v.y; }
-    if (c0 + 2u < kc) { partials[base + 2u] = v.z; }
-    if (c0 + 3u < kc) { partials[base + 3u] = v.w; }
+    if (c0 < kc) { partials[dw_index(out_row0, row, c0, kc)] = v.x; }
+    if (c0 + 1u < kc) { partials[dw_index(out_row0, row, c0 + 1u, kc)] = v.y; }
+    if (c0 + 2u < kc) { partials[dw_index(out_row0, row, c0 + 2u, kc)] = v.z; }
+    if (c0 + 3u < kc) { partials[dw_index(out_row0, row, c0 + 3u, kc)] = v.w; }
 }
 
 fn store_dw_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, out_row0: u32, c0: u32, kc: u32) {

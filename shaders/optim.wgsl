@@ -1,7 +1,11 @@
 // Optimizer steps, in place over one flat parameter tensor of `n` f32 and its gradient.
 // Step-dependent factors (Adam's bias-corrected step size `alpha`) are computed on the host in
 // f64 and rewritten into the uniform each step, so the kernels are pure elementwise updates.
-// 1-D dispatch folded into y past 65535 workgroups: flat = (wid.y * nwg.x + wid.x) * 256 + lid.x.
+// Each invocation updates one quad (4 values, the same arithmetic per lane): a quarter of the
+// loads, which on CPU adapters are loops over the SIMD lanes. The engine rounds every buffer
+// up to whole quads and the padding of a parameter, its gradient and state stays zero, which
+// the update keeps zero. 1-D dispatch folded into y past 65535 workgroups:
+// flat quad = (wid.y * nwg.x + wid.x) * 256 + lid.x.
 
 struct OptimParams {
     n: u32,
@@ -19,11 +23,11 @@ struct OptimParams {
 }
 
 @group(0) @binding(0) var<uniform> p: OptimParams;
-@group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> velocity: array<f32>; // sgd momentum buffer
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;        // adam first moment
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;        // adam second moment
+@group(0) @binding(1) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> velocity: array<vec4<f32>>; // sgd momentum buffer
+@group(0) @binding(4) var<storage, read_write> m: array<vec4<f32>>;        // adam first moment
+@group(0) @binding(5) var<storage, read_write> v: array<vec4<f32>>;        // adam second moment
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
@@ -35,7 +39,7 @@ fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
-    if (i >= p.n) { return; }
+    if (i >= (p.n + 3u) / 4u) { return; }
     let w = param[i];
     let g = grad[i] + p.weight_decay * w;
     let vel = p.momentum * velocity[i] + g;
@@ -48,12 +52,12 @@ fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
-    if (i >= p.n) { return; }
+    if (i >= (p.n + 3u) / 4u) { return; }
     let w = param[i];
     let g = grad[i] + p.weight_decay * w;
     let m1 = p.beta1 * m[i] + p.one_minus_beta1 * g;
     let v1 = p.beta2 * v[i] + p.one_minus_beta2 * (g * g);
     m[i] = m1;
     v[i] = v1;
-    param[i] = w - p.alpha * m1 / (sqrt(v1) + p.eps);
+    param[i] = w - p.alpha * m1 / (sqrt(v1) + vec4<f32>(p.eps));
 }

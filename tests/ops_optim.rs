@@ -165,12 +165,13 @@ fn sgd_matches_keras_momentum_form() {
 /// per-step uniform changes only in alpha.
 #[test]
 fn optim_flop_counts_and_params() {
-    // n = 1000: 4 workgroups of 256. SGD 6 FLOPs and 20 bytes per parameter; Adam 14 and 28.
+    // n = 1000: 250 quads, one workgroup of 256 invocations. SGD 6 FLOPs and 20 bytes per
+    // parameter; Adam 14 and 28.
     assert_eq!(
         optim::launch(1000, OptimPass::Sgd),
         (
             "sgd_step",
-            [4, 1, 1],
+            [1, 1, 1],
             Cost {
                 flops: 6000,
                 bytes: 20_000
@@ -181,16 +182,16 @@ fn optim_flop_counts_and_params() {
         optim::launch(1000, OptimPass::Adam),
         (
             "adam_step",
-            [4, 1, 1],
+            [1, 1, 1],
             Cost {
                 flops: 14_000,
                 bytes: 28_000
             }
         )
     );
-    // 65537 workgroups' worth folds into [32769, 2].
+    // 65537 workgroups' worth of quads folds into [32769, 2].
     assert_eq!(
-        optim::launch(65_536 * 256 + 1, OptimPass::Sgd).1,
+        optim::launch(4 * (65_536 * 256 + 1), OptimPass::Sgd).1,
         [32_769, 2, 1]
     );
     let gpu = gpu();
@@ -238,4 +239,38 @@ fn optim_flop_counts_and_params() {
         }
     );
     assert_eq!(sgd.params_bytes(1000, 1), sgd.params_bytes(1000, 7));
+}
+
+/// The kernels update whole quads: the padding of a 257-value tensor (3 values up to 260)
+/// stays zero through several steps with weight decay, as it must for the next tensor's
+/// reads and for the claim in optim.wgsl.
+#[test]
+fn optim_padding_stays_zero() {
+    let gpu = gpu();
+    let n = 257;
+    let grad: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let param: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+    let (pb, gb) = (gpu.upload("p", &param), gpu.upload("g", &grad));
+    let (mb, vb) = (gpu.zeros("m", n), gpu.zeros("v", n));
+    let adam = Adam {
+        weight_decay: 0.1,
+        ..Adam::keras()
+    };
+    let sgd = Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.1,
+    };
+    for t in 1..=3 {
+        gpu.run_dispatches(vec![
+            optim::adam_step(&pb, &gb, &mb, &vb, n, &adam, t),
+            optim::sgd_step(&pb, &gb, &mb, n, &sgd),
+        ])
+        .unwrap();
+    }
+    for (name, b) in [("param", &pb), ("m", &mb), ("v", &vb)] {
+        let all: Vec<f32> = gpu.download(b, 260).unwrap();
+        assert_eq!(&all[n..], &[0.0; 3], "{name} padding");
+        assert!(all[..n].iter().any(|&x| x != 0.0), "{name} was updated");
+    }
 }

@@ -59,9 +59,12 @@ pub fn check_conv2d(gpu: &Gpu, s: &Conv2dShape, seed: u64) -> Result<OpCheck> {
         gpu.zeros("dw", s.weight_len()),
         gpu.zeros("db", s.cout),
     );
-    let partials = gpu.zeros("dw partials", s.dw_partials_len());
-    let packed_forward = gpu.zeros("packed weights", s.forward_scratch_len());
-    let packed_dx = gpu.zeros("packed dx weights", s.backward_input_scratch_len());
+    // Scratch starts as NaN: a kernel that reads scratch it did not write shows in every
+    // output it touches (the engine's scratch lives in pool slots other tensors used before).
+    let poisoned = |name: &str, len: usize| gpu.upload(name, &vec![f32::NAN; len.max(1)]);
+    let partials = poisoned("dw partials", s.dw_partials_len());
+    let packed_forward = poisoned("packed weights", s.forward_scratch_len());
+    let packed_dx = poisoned("packed dx weights", s.backward_input_scratch_len());
 
     let mut ds = conv2d::forward(&xb, &wb, bb.as_ref(), &yb, &packed_forward, s);
     ds.extend(conv2d::backward_input(&dyb, &wb, &dxb, &packed_dx, s));

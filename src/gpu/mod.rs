@@ -77,12 +77,13 @@ impl Gpu {
         l.max_storage_buffer_binding_size.min(l.max_buffer_size)
     }
 
-    /// A zeroed storage buffer of `len` 4-byte elements (at least one, as wgpu forbids empty
-    /// bindings).
+    /// A zeroed storage buffer of `len` 4-byte elements, rounded up to whole quads (16 bytes)
+    /// so that vec4 kernels may read and write the last partial quad (the padding stays zero
+    /// wherever the tensor's own values are zero-padded, see optim.wgsl).
     pub fn zeros(&self, label: &str, len: usize) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (len.max(1) * 4) as u64,
+            size: (len.max(1).next_multiple_of(4) * 4) as u64,
             usage: STORAGE,
             mapped_at_creation: false,
         })

@@ -174,7 +174,8 @@ pub fn launch(n: usize, pass: OptimPass) -> (&'static str, [u32; 3], Cost) {
         "optimizer over {n} parameters: tensors must have fewer than 2^32 elements"
     );
     let n64 = n as u64;
-    let groups = groups_1d(n64, WORKGROUP[0]);
+    // One invocation per quad (see optim.wgsl).
+    let groups = groups_1d(n64.div_ceil(4), WORKGROUP[0]);
     match pass {
         OptimPass::Sgd => (
             "sgd_step",

@@ -107,8 +107,9 @@ pub struct Conv2dParams {
     pub tile_rows: u32,
     /// `_narrow` kernels: thread groups splitting each reduction chunk (`ksplit`).
     pub tile_ksplit: u32,
+    /// `conv2d_backward_bias`: log2 of the threads per channel.
+    pub seg_shift: u32,
     /// Pads the struct to a multiple of 16 bytes.
-    pub pad0: u32,
     pub pad1: u32,
 }
 
@@ -570,7 +571,11 @@ impl Conv2dShape {
             backward_input,
             backward_weight,
             weight_sum_groups: groups_1d((self.cout * k) as u64, WORKGROUP[0]),
-            bias_groups: [self.cout as u32, 1, 1],
+            bias_groups: [
+                (self.cout * bias_threads_per_channel(positions)).div_ceil(256) as u32,
+                1,
+                1,
+            ],
         }
     }
 
@@ -697,7 +702,7 @@ impl Conv2dShape {
             span: g.span as u32,
             tile_rows: 0,
             tile_ksplit: 0,
-            pad0: 0,
+            seg_shift: bias_threads_per_channel(g.positions).trailing_zeros(),
             pad1: 0,
         }
     }
@@ -811,6 +816,12 @@ pub fn backward_weight(
         );
     }
     out
+}
+
+/// Threads summing one channel of `db`: a power of two leaving each at most 256 values (a
+/// CPU adapter's barriers cost as much as hundreds of loads), at most a workgroup.
+fn bias_threads_per_channel(positions: usize) -> usize {
+    positions.div_ceil(256).next_power_of_two().min(256)
 }
 
 /// dy: [N, Cout, OH, OW] -> db: [Cout].

@@ -42,7 +42,7 @@ pub struct ConvGemmParams {
     pub ldw: u32,
     pub wp_base: u32,
     pub has_bias: u32,
-    pub pad0: u32,
+    pub pairs: u32,
     pub pad1: u32,
 }
 
@@ -66,9 +66,9 @@ pub struct ConvWeightGradParams {
     pub taps_w: u32,
     pub span: u32,
     pub splits: u32,
-    pub pad0: u32,
-    pub pad1: u32,
-    pub pad2: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub direct: u32,
 }
 
 #[repr(C)]
@@ -88,7 +88,7 @@ pub struct ConvPackParams {
     pub step_w: i32,
     pub ldw: u32,
     pub out_base: u32,
-    pub pad0: u32,
+    pub kpack: u32,
     pub pad1: u32,
 }
 
@@ -135,9 +135,18 @@ pub struct Correlation {
     pub pack_base: usize,
 }
 
-/// Packed rows per reduction step: M rounded up to the tile, so the GEMM reads no row bounds.
+/// Packed floats per packed step: M rounded up to the tile, so the GEMM reads no row bounds.
 pub fn ldw(rows: usize) -> usize {
     rows.next_multiple_of(TILE)
+}
+
+/// Reduction steps per packed step: 2 for M <= 16 (see gemm_subgroup), else 1.
+pub fn kpack(rows: usize) -> usize {
+    if rows <= TILE / 2 {
+        2
+    } else {
+        1
+    }
 }
 
 impl Correlation {
@@ -145,7 +154,7 @@ impl Correlation {
         self.chans * self.h.taps * self.w.taps
     }
     pub fn pack_len(&self) -> usize {
-        self.reduction() * ldw(self.rows)
+        self.reduction().div_ceil(kpack(self.rows)) * ldw(self.rows)
     }
     pub fn columns(&self, batch: usize) -> usize {
         batch * self.h.grid * self.w.grid
@@ -330,14 +339,16 @@ fn pack(
         step_w: c.w.step as i32,
         ldw: ldw(c.rows) as u32,
         out_base: c.pack_base as u32,
-        pad0: 0,
+        kpack: kpack(c.rows) as u32,
         pad1: 0,
     };
     let len = c.pack_len() as u64;
+    // One invocation per channel and quad of rows (see conv2d_pack_weight).
+    let invocations = (c.chans * ldw(c.rows) / 4 / kpack(c.rows)) as u64;
     Dispatch::new(
         "conv2d_pack_weight",
         &params,
-        groups_1d(len, PACK_WORKGROUP[0]),
+        groups_1d(invocations, PACK_WORKGROUP[0]),
     )
     .bind(2, w)
     .bind(10, packed)
@@ -382,7 +393,7 @@ fn gemm(
         ldw: ldw(c.rows) as u32,
         wp_base: (c.pack_base / 4) as u32,
         has_bias: bias.is_some() as u32,
-        pad0: 0,
+        pairs: (kpack(c.rows) == 2) as u32,
         pad1: 0,
     };
     // The bias binding always exists; without one the packed weights stand in, never read.
@@ -480,7 +491,9 @@ pub fn backward_input(
     out
 }
 
-/// dy, x -> dw: the window's taps in split-K slices, then their sum into every tap of dw.
+/// dy, x -> dw: the window's taps, in split-K slices and their sum, or directly with one
+/// slice. dw's taps outside the window must be zero already (see conv2d_subgroup.wgsl): they
+/// are never written.
 pub fn backward_weight(
     dy: &wgpu::Buffer,
     x: &wgpu::Buffer,
@@ -510,11 +523,12 @@ pub fn backward_weight(
         taps_w: taps_w as u32,
         span: span as u32,
         splits: splits as u32,
-        pad0: 0,
-        pad1: 0,
-        pad2: 0,
+        kh: s.kh as u32,
+        kw: s.kw as u32,
+        direct: (splits == 1) as u32,
     };
     let partials_len = (splits * s.cout * kc) as u64;
+    let target = if splits == 1 { dw } else { partials };
     let gemm = Dispatch::new(
         "conv2d_backward_weight_subgroup",
         &params,
@@ -527,11 +541,14 @@ pub fn backward_weight(
     .bind(1, x)
     .bind(5, dy)
     .bind(6, dy)
-    .bind(7, partials)
+    .bind(7, target)
     .cost(
         2 * s.macs(),
         4 * (s.input_len() as u64 + s.output_len() as u64 + partials_len),
     );
+    if splits == 1 {
+        return vec![gemm];
+    }
     let sum_params = ConvWindowSumParams {
         cout: s.cout as u32,
         cin: s.cin as u32,
@@ -546,7 +563,7 @@ pub fn backward_weight(
         pad1: 0,
         pad2: 0,
     };
-    let len = s.weight_len() as u64;
+    let len = (s.cout * kc) as u64;
     let sum = Dispatch::new(
         "conv2d_backward_weight_sum_window",
         &sum_params,
@@ -554,9 +571,6 @@ pub fn backward_weight(
     )
     .bind(7, dw)
     .bind(9, partials)
-    .cost(
-        (splits.saturating_sub(1) * s.cout * kc) as u64,
-        4 * (partials_len + len),
-    );
+    .cost((splits - 1) as u64 * len, 4 * (partials_len + len));
     vec![gemm, sum]
 }
