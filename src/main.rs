@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    adaresnet::cli::mark_start();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = adaresnet::cli::Cli::parse();
     if let Err(e) = adaresnet::cli::run(cli) {

@@ -12,7 +12,9 @@ use super::profile::{image_size, random_training_executor};
 use super::GpuArgs;
 use crate::gpu::Gpu;
 use crate::graph::gpu_exec::GpuExecutor;
+use crate::graph::plan::{memory_floor, MemoryFloor};
 use crate::model::{ModelConfig, Preset, ResidualMode, WInit};
+use crate::ops::gemm::{self, PeakRow};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -50,6 +52,10 @@ pub struct BenchArgs {
     /// Print one JSON document instead of the table
     #[arg(long)]
     pub json: bool,
+    /// Also measure the adapter's matmul ceiling (ops::gemm, each kernel style, checked
+    /// against the CPU) and cache it for `profile`'s share-of-peak column
+    #[arg(long)]
+    pub peak: bool,
 }
 
 /// Median, min and max of repetitions.
@@ -95,8 +101,15 @@ pub struct BenchResult {
     pub naive_bytes: u64,
     /// Optimizer state (Adam's m and v), outside the plan.
     pub optimizer_bytes: u64,
+    /// The least any plan could allocate (graph::plan::memory_floor), and what this one
+    /// allocates with the optimizer state (planned + optimizer) over it.
+    pub memory_floor: MemoryFloor,
+    pub memory_floor_bytes: u64,
+    pub memory_over_floor: f64,
     pub train_dispatches: usize,
     pub infer_dispatches: usize,
+    /// Building the executor (pipelines, buffers, bind groups) plus the first step, to its loss.
+    pub startup_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +124,14 @@ pub struct AdapterInfo {
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub adapter: AdapterInfo,
+    /// The convolution kernel style in force and how it was chosen (gpu::choice).
+    pub kernels: String,
+    /// Process start to the first training step's loss read back, the first configuration's:
+    /// adapter, kernel choice, graph, pipelines, buffers and the step itself.
+    pub first_step_s: f64,
+    /// `--peak`: the matmul ceiling per style and size; `peak_gflops` the best of them.
+    pub peak: Vec<PeakRow>,
+    pub peak_gflops: Option<f64>,
     pub reps: usize,
     pub warmup: usize,
     pub steps: usize,
@@ -168,6 +189,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let gpu = Gpu::new(&args.gpu.choice())?;
     eprintln!("adapter: {}", gpu.describe());
+    let kernels = gpu
+        .kernel_choice(crate::ops::conv2d::probe::measure)?
+        .describe();
+    eprintln!("kernels: {kernels}");
+    let mut first_step_s = None;
     let mut results = Vec::new();
     for &preset in &args.models {
         for &residual in &residuals {
@@ -182,11 +208,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     bn_momentum: None,
                 };
                 eprintln!("bench: {preset} {} batch {batch}", residual.label());
+                let t0 = Instant::now();
                 let mut exec = random_training_executor(&gpu, &cfg, 0)?;
+                exec.train_step()?;
+                exec.finish()?;
+                let startup_s = t0.elapsed().as_secs_f64();
+                first_step_s.get_or_insert_with(super::since_start);
                 let (train, infer) = bench_one(&mut exec, &args)?;
                 let train_flops = flops(exec.train_program().expect("training program"));
                 let infer_flops = flops(exec.eval_program());
                 let images = (batch * args.steps) as f64;
+                let optimizer_bytes: u64 =
+                    exec.optim_state.iter().flatten().map(|b| b.size()).sum();
+                let floor = memory_floor(&exec.graph, 2);
+                let planned = exec.plan.planned_bytes() + optimizer_bytes;
                 let per = |v: &[f64], x: f64| Stat::of(v.iter().map(|s| x / s).collect());
                 results.push(BenchResult {
                     model: preset.to_string(),
@@ -199,14 +234,35 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     infer_gflops: per(&infer, infer_flops * args.steps as f64 / 1e9),
                     planned_bytes: exec.plan.planned_bytes(),
                     naive_bytes: exec.plan.naive_bytes,
-                    optimizer_bytes: exec.optim_state.iter().flatten().map(|b| b.size()).sum(),
+                    optimizer_bytes,
+                    memory_floor: floor,
+                    memory_floor_bytes: floor.total(),
+                    memory_over_floor: planned as f64 / floor.total().max(1) as f64,
                     train_dispatches: exec.train_program().map_or(0, |p| p.len()),
                     infer_dispatches: exec.eval_program().len(),
+                    startup_s,
                 });
             }
         }
     }
+    let peak = if args.peak {
+        eprintln!("peak: dense f32 matmul at 512 and 1024 in each kernel style");
+        let rows = gemm::measure_all(&gpu, &[512, 1024])?;
+        if let Some(best) = gemm::best(&rows) {
+            let key = crate::gpu::choice::cache_key(&gpu, "gemm peak");
+            if let Err(e) = crate::gpu::choice::cache_put(&key, serde_json::to_value(best)?) {
+                log::warn!("could not cache the matmul ceiling: {e:#}");
+            }
+        }
+        rows
+    } else {
+        Vec::new()
+    };
     let report = BenchReport {
+        kernels,
+        first_step_s: first_step_s.unwrap_or(0.0),
+        peak_gflops: gemm::best(&peak).map(|r| r.gflops),
+        peak,
         adapter: AdapterInfo {
             name: gpu.info.name.clone(),
             backend: format!("{:?}", gpu.info.backend),
@@ -238,6 +294,7 @@ fn print_table(r: &BenchReport) {
         "adapter: {} ({}, {}, driver {} {})",
         a.name, a.backend, a.device_type, a.driver, a.driver_info
     );
+    println!("kernels: {}", r.kernels);
     println!(
         "median [min-max] of {} reps of {} steps after {} warm-up; training = forward + backward + Adam",
         r.reps, r.steps, r.warmup
@@ -273,4 +330,38 @@ fn print_table(r: &BenchReport) {
         );
     }
     println!("plan MiB: what the memory plan allocates (its peak), Adam state excluded");
+    println!(
+        "{:<9} {:<14} {:>5} {:>11} {:>11} {:>9} {:>10}",
+        "model", "residual", "batch", "floor MiB", "total MiB", "x floor", "startup s"
+    );
+    for x in &r.results {
+        println!(
+            "{:<9} {:<14} {:>5} {:>11.1} {:>11.1} {:>9.3} {:>10.2}",
+            x.model,
+            x.residual,
+            x.batch,
+            mib(x.memory_floor_bytes),
+            mib(x.planned_bytes + x.optimizer_bytes),
+            x.memory_over_floor,
+            x.startup_s
+        );
+    }
+    println!(
+        "floor: parameters, BN statistics, gradients, Adam state and the forward results the \
+         backward reads; total: plan + Adam state"
+    );
+    println!(
+        "first training step {:.2} s after the process started (adapter, kernel choice, graph, \
+         pipelines, the step)",
+        r.first_step_s
+    );
+    for p in &r.peak {
+        println!(
+            "peak: {} gemm {}^3: {:.2} GFLOP/s (max |error| vs CPU {:.1e})",
+            p.style.name(),
+            p.size,
+            p.gflops,
+            p.max_abs_err
+        );
+    }
 }

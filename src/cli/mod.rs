@@ -9,6 +9,9 @@ pub mod predict;
 pub mod profile;
 pub mod train;
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::gpu::AdapterChoice;
@@ -62,6 +65,18 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Run every op's GPU forward and backward against the f64 CPU reference and print a table
     CheckGrads(check_grads::CheckGradsArgs),
+}
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Records the process start (the binary calls it first thing), for `bench`'s first-step time.
+pub fn mark_start() {
+    START.get_or_init(Instant::now);
+}
+
+/// Seconds since `mark_start` (or since the first call, where nothing marked the start).
+pub fn since_start() -> f64 {
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

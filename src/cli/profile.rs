@@ -164,6 +164,7 @@ pub fn profile_training(
         dispatches,
         steps: samples,
         baseline_wall_ns,
+        peak_gflops: None,
     })
 }
 
@@ -194,13 +195,21 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         eprintln!("warning: this adapter has no timestamp queries: only host time of whole steps");
     }
     let mut exec = random_training_executor(&gpu, &cfg, args.seed)?;
-    let profile = profile_training(
+    let peak = crate::ops::gemm::cached_peak(&gpu)?;
+    let mut profile = profile_training(
         &mut exec,
         args.timing,
         args.warmup,
         args.steps,
         args.overhead_steps,
     )?;
+    profile.peak_gflops = Some(peak.gflops);
+    println!(
+        "matmul ceiling: {:.2} GFLOP/s ({} gemm at {}; `adaresnet bench --peak` measures it)",
+        peak.gflops,
+        peak.style.name(),
+        peak.size
+    );
     profile.print(&mut std::io::stdout().lock(), args.top)?;
     if let Some(path) = &args.trace {
         trace::write_chrome_trace(&profile, &title, path)?;

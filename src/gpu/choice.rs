@@ -1,7 +1,8 @@
 //! The kernel-variant choice per adapter, made in this one place: which kernel family runs the
 //! convolutions. `ADARESNET_KERNELS=tiled|subgroup` forces one; otherwise a short measurement
 //! of both on a representative convolution decides, once per adapter, driver and shader
-//! version, and the result is cached on disk so later runs start at once.
+//! version, and the result is cached on disk (`measurements.json` in `cache_dir`, with the
+//! matmul ceiling `bench --peak` measures) so later runs start at once.
 //!
 //! - `tiled`: workgroup tiles in shared memory (conv2d.wgsl), the style GPUs want, and the
 //!   fallback that needs no optional feature.
@@ -130,8 +131,10 @@ pub fn resolve(
             source: ChoiceSource::OnlyOption,
         });
     }
-    let key = cache_key(gpu);
-    if let Some(times) = read_cache(&key) {
+    let key = cache_key(gpu, "kernel style");
+    let cached: Option<Vec<(KernelStyle, f64)>> =
+        cache_get(&key).and_then(|v| serde_json::from_value(v).ok());
+    if let Some(times) = cached {
         if let Some(style) = fastest(&times) {
             return Ok(KernelChoice {
                 style,
@@ -152,7 +155,7 @@ pub fn resolve(
         }
     }
     let style = fastest(&times).unwrap_or(KernelStyle::Tiled);
-    if let Err(e) = write_cache(&key, &times) {
+    if let Err(e) = cache_put(&key, serde_json::to_value(&times)?) {
         log::warn!("could not cache the kernel choice: {e:#}");
     }
     Ok(KernelChoice {
@@ -168,8 +171,9 @@ fn fastest(times: &[(KernelStyle, f64)]) -> Option<KernelStyle> {
         .map(|&(s, _)| s)
 }
 
-/// Adapter, driver and the shaders' own hash: a new driver or kernel means a new measurement.
-fn cache_key(gpu: &Gpu) -> String {
+/// What, on which adapter and driver, with which shaders: a new driver or kernel means a new
+/// measurement.
+pub fn cache_key(gpu: &Gpu, what: &str) -> String {
     // FNV-1a: stable across Rust versions, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (_, source) in super::kernels::SHADERS {
@@ -178,7 +182,7 @@ fn cache_key(gpu: &Gpu) -> String {
         }
     }
     format!(
-        "{:?} | {} | {} {} | shaders {h:016x}",
+        "{what} | {:?} | {} | {} {} | shaders {h:016x}",
         gpu.info.backend, gpu.info.name, gpu.info.driver, gpu.info.driver_info
     )
 }
@@ -198,10 +202,10 @@ pub fn cache_dir() -> Option<PathBuf> {
 }
 
 fn cache_file() -> Option<PathBuf> {
-    cache_dir().map(|d| d.join("kernel-choice.json"))
+    cache_dir().map(|d| d.join("measurements.json"))
 }
 
-type CacheMap = std::collections::BTreeMap<String, Vec<(KernelStyle, f64)>>;
+type CacheMap = std::collections::BTreeMap<String, serde_json::Value>;
 
 fn read_map() -> CacheMap {
     cache_file()
@@ -210,18 +214,20 @@ fn read_map() -> CacheMap {
         .unwrap_or_default()
 }
 
-fn read_cache(key: &str) -> Option<Vec<(KernelStyle, f64)>> {
+/// A measurement cached under `key` (see `cache_key`); unreadable files count as empty.
+pub fn cache_get(key: &str) -> Option<serde_json::Value> {
     read_map().remove(key)
 }
 
-fn write_cache(key: &str, times: &[(KernelStyle, f64)]) -> Result<()> {
+/// Caches a measurement, keeping the others in the file.
+pub fn cache_put(key: &str, value: serde_json::Value) -> Result<()> {
     let file = cache_file().context("no cache directory (set ADARESNET_CACHE_DIR)")?;
     let dir = file.parent().expect("the cache file is inside a directory");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut map = read_map();
-    map.insert(key.to_string(), times.to_vec());
+    map.insert(key.to_string(), value);
     // Another process may write the same file: a rename keeps every reader's view whole.
-    let tmp = dir.join(format!("kernel-choice.json.{}", std::process::id()));
+    let tmp = dir.join(format!("measurements.json.{}", std::process::id()));
     std::fs::write(&tmp, serde_json::to_string_pretty(&map)?)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;

@@ -15,6 +15,11 @@ pub const SHADERS: &[(&str, &str)] = &[
         "conv2d_subgroup",
         include_str!("../../shaders/conv2d_subgroup.wgsl"),
     ),
+    ("gemm", include_str!("../../shaders/gemm.wgsl")),
+    (
+        "gemm_subgroup",
+        include_str!("../../shaders/gemm_subgroup.wgsl"),
+    ),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("relu", include_str!("../../shaders/relu.wgsl")),
     ("residual", include_str!("../../shaders/residual.wgsl")),

@@ -124,3 +124,53 @@ pub fn lifetimes_overlap(g: &Graph, a: TensorId, b: TensorId) -> bool {
     let ((a0, a1), (b0, b1)) = (span(a), span(b));
     a0 <= b1 && b0 <= a1
 }
+
+/// The least memory a training step can run in, whatever the plan: every parameter and
+/// persistent state, every parameter gradient, the optimizer's state, and every forward
+/// result the backward reads (they must all exist at the turn from forward to backward).
+/// Transient activation gradients and kernel scratch come on top in any real plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryFloor {
+    pub params_and_state: u64,
+    pub param_grads: u64,
+    pub optimizer_state: u64,
+    pub kept_activations: u64,
+}
+
+impl MemoryFloor {
+    pub fn total(&self) -> u64 {
+        self.params_and_state + self.param_grads + self.optimizer_state + self.kept_activations
+    }
+}
+
+/// The floor of `g` with `state_per_param` optimizer tensors per trainable parameter.
+pub fn memory_floor(g: &Graph, state_per_param: usize) -> MemoryFloor {
+    use super::Role;
+    let mut f = MemoryFloor::default();
+    let mut kept = vec![false; g.tensors.len()];
+    for node in g.backward_nodes() {
+        for t in &node.inputs {
+            kept[t.0] = true;
+        }
+    }
+    let forward_made: std::collections::HashSet<usize> = g
+        .forward_nodes()
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(|t| t.0))
+        .collect();
+    for (i, t) in g.tensors.iter().enumerate() {
+        let bytes = t.bytes();
+        match t.role {
+            Role::Param | Role::State | Role::Input | Role::Label | Role::Metric => {
+                f.params_and_state += bytes;
+                if t.role == Role::Param && t.trainable {
+                    f.optimizer_state += state_per_param as u64 * bytes;
+                }
+            }
+            Role::ParamGrad => f.param_grads += bytes,
+            _ if kept[i] && forward_made.contains(&i) => f.kept_activations += bytes,
+            _ => {}
+        }
+    }
+    f
+}

@@ -7,6 +7,7 @@
 pub mod batchnorm;
 pub mod compare;
 pub mod conv2d;
+pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod optim;
@@ -21,6 +22,7 @@ pub fn uniform_layouts() -> Vec<(&'static str, &'static str, usize)> {
     [
         batchnorm::UNIFORMS,
         conv2d::UNIFORMS,
+        gemm::UNIFORMS,
         linear::UNIFORMS,
         loss::UNIFORMS,
         optim::UNIFORMS,
@@ -38,6 +40,7 @@ pub fn entry_points() -> Vec<(&'static str, [u32; 3])> {
     [
         batchnorm::ENTRY_POINTS,
         conv2d::ENTRY_POINTS,
+        gemm::ENTRY_POINTS,
         linear::ENTRY_POINTS,
         loss::ENTRY_POINTS,
         optim::ENTRY_POINTS,

@@ -56,6 +56,8 @@ pub struct Profile {
     pub steps: Vec<StepSample>,
     /// Wall times of steps run without timestamps, queue drained after each likewise.
     pub baseline_wall_ns: Vec<f64>,
+    /// The adapter's matmul ceiling (`ops::gemm`), for the tables' share-of-peak column.
+    pub peak_gflops: Option<f64>,
 }
 
 /// Aggregated dispatches under one name.
@@ -180,11 +182,18 @@ impl Profile {
             return Ok(());
         }
         let step_total = wall * steps as f64;
-        print_rows(out, "kernel", &self.by_entry(), step_total, 0)?;
+        let peak = self.peak_gflops;
+        if let Some(p) = peak {
+            writeln!(
+                out,
+                "% peak: GFLOP/s as a share of the adapter's matmul ceiling, {p:.2} GFLOP/s"
+            )?;
+        }
+        print_rows(out, "kernel", &self.by_entry(), step_total, 0, peak)?;
         writeln!(out)?;
-        print_rows(out, "layer kernel", &self.by_layer(), step_total, top)?;
+        print_rows(out, "layer kernel", &self.by_layer(), step_total, top, peak)?;
         writeln!(out)?;
-        print_rows(out, "pass", &self.by_pass(), step_total, 0)?;
+        print_rows(out, "pass", &self.by_pass(), step_total, 0, peak)?;
         let (span, busy) = (self.mean_gpu_span_ns(), self.mean_dispatch_ns());
         writeln!(
             out,
@@ -219,6 +228,7 @@ fn print_rows(
     rows: &[Row],
     step_total_ns: f64,
     top: usize,
+    peak_gflops: Option<f64>,
 ) -> std::io::Result<()> {
     let width = rows
         .iter()
@@ -228,14 +238,18 @@ fn print_rows(
         .max(title.len());
     writeln!(
         out,
-        "{title:<width$} {:>6} {:>10} {:>10} {:>10} {:>7} {:>9} {:>8}",
-        "calls", "total ms", "mean us", "max us", "step %", "GFLOP/s", "GB/s"
+        "{title:<width$} {:>6} {:>10} {:>10} {:>10} {:>7} {:>9} {:>7} {:>8}",
+        "calls", "total ms", "mean us", "max us", "step %", "GFLOP/s", "% peak", "GB/s"
     )?;
     let shown = if top == 0 { rows.len() } else { top };
     for r in rows.iter().take(shown) {
+        let share = match peak_gflops {
+            Some(p) if r.flops > 0 => format!("{:.1}", 100.0 * r.gflops() / p.max(1e-9)),
+            _ => "-".to_string(),
+        };
         writeln!(
             out,
-            "{:<width$} {:>6} {:>10.3} {:>10.1} {:>10.1} {:>7.2} {:>9.2} {:>8.2}",
+            "{:<width$} {:>6} {:>10.3} {:>10.1} {:>10.1} {:>7.2} {:>9.2} {:>7} {:>8.2}",
             r.name,
             r.calls,
             r.total_ns / 1e6,
@@ -243,6 +257,7 @@ fn print_rows(
             r.max_ns / 1e3,
             100.0 * r.total_ns / step_total_ns.max(1e-9),
             r.gflops(),
+            share,
             r.gbytes()
         )?;
     }
