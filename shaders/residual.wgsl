@@ -9,7 +9,7 @@ struct ResidualParams {
     channels: u32,
     per_channel: u32, // 1: w has `channels` entries; 0: w[0] for all
     fuse_relu: u32,   // 1: y = relu(tfd + w * ipd)
-    _pad0: u32,
+    inplace: u32,     // backward: 1 when dtfd is dy's own buffer (read dy through dtfd)
     _pad1: u32,
     _pad2: u32,
 }
@@ -44,14 +44,25 @@ fn residual_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     y[i] = v;
 }
 
+// The upstream gradient: in place (the memory plan gave dtfd dy's dying buffer), dy lives in
+// dtfd and the dy binding holds a stand-in, never read. Each invocation reads and writes only
+// its own element.
+fn dy_at(i: u32) -> f32 {
+    if (p.inplace == 1u) {
+        return dtfd[i];
+    }
+    return dy[i];
+}
+
 // dtfd = dy, dipd = w * dy (unfused: the block's ReLU, if any, is a separate op).
 @compute @workgroup_size(256)
 fn residual_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     if (i >= p.n) { return; }
-    dtfd[i] = dy[i];
-    dipd[i] = weight_at(i) * dy[i];
+    let g = dy_at(i);
+    dtfd[i] = g;
+    dipd[i] = weight_at(i) * g;
 }
 
 // Fused with ReLU: g = dy * [y > 0], with y the fused output (positive exactly where the
@@ -61,7 +72,7 @@ fn residual_relu_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(
                                 @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_index(wid, nwg, lid);
     if (i >= p.n) { return; }
-    let g = select(0.0, dy[i], y[i] > 0.0);
+    let g = select(0.0, dy_at(i), y[i] > 0.0);
     dtfd[i] = g;
     dipd[i] = weight_at(i) * g;
 }
@@ -74,4 +85,14 @@ fn add_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let i = flat_index(wid, nwg, lid);
     if (i >= p.n) { return; }
     y[i] = tfd[i] + ipd[i];
+}
+
+// The same sum written over its first operand, y += ipd, where the memory plan gives the sum
+// the dying first gradient's buffer. Each invocation reads and writes only its own element.
+@compute @workgroup_size(256)
+fn add_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    y[i] = y[i] + ipd[i];
 }

@@ -63,6 +63,15 @@ fn add_matches_reference() {
         &residual::cpu::add(&a, &b),
         Tol::ELEMENTWISE,
     );
+    // In place over the first operand, as the memory plan arranges for gradient sums.
+    gpu.run_dispatches(vec![residual::add_inplace(&ab, &bb, n)])
+        .unwrap();
+    assert_close(
+        "add_inplace",
+        &gpu.download(&ab, n).unwrap(),
+        &residual::cpu::add(&a, &b),
+        Tol::ELEMENTWISE,
+    );
 }
 
 /// dw over 2.4 million elements (a paper-sized activation at batch 32) against the f64 sum,

@@ -75,10 +75,29 @@ pub fn check_residual(gpu: &Gpu, s: residual::ResidualShape, seed: u64) -> Resul
         residual::backward_input(&dyb, &yb, &wb, &dtb, &dib, s),
     ];
     ds.extend(residual::backward_weight(&dtb, &ib, &pb, &dwb, s));
-    let [y, dt, di, dw]: [Vec<f32>; 4] = run_and_read(
+    // The in-place form the memory plan may choose: dtfd written over dy's own buffer.
+    let dy_f32: Vec<f32> = dy.iter().map(|&v| v as f32).collect();
+    let dy_inplace = gpu.upload("dy in place", &dy_f32);
+    let dib2 = gpu.zeros("dipd in place", n);
+    ds.push(residual::backward_input(
+        &dy_inplace,
+        &yb,
+        &wb,
+        &dy_inplace,
+        &dib2,
+        s,
+    ));
+    let [y, dt, di, dw, dt2, di2]: [Vec<f32>; 6] = run_and_read(
         gpu,
         ds,
-        &[(&yb, n), (&dtb, n), (&dib, n), (&dwb, s.w_len())],
+        &[
+            (&yb, n),
+            (&dtb, n),
+            (&dib, n),
+            (&dwb, s.w_len()),
+            (&dy_inplace, n),
+            (&dib2, n),
+        ],
     )?
     .try_into()
     .unwrap();
@@ -87,8 +106,38 @@ pub fn check_residual(gpu: &Gpu, s: residual::ResidualShape, seed: u64) -> Resul
     let (dt_ref, di_ref, dw_ref) = residual::cpu::backward(&dy, &y_ref, &ipd, &w, s);
     // One multiply-add per element: a couple of f32 roundings.
     c.output(Pass::Forward, "y", &shape, y, y_ref, Tol::ELEMENTWISE);
-    c.output(Pass::Backward, "dtfd", &shape, dt, dt_ref, Tol::ELEMENTWISE);
-    c.output(Pass::Backward, "dipd", &shape, di, di_ref, Tol::ELEMENTWISE);
+    c.output(
+        Pass::Backward,
+        "dtfd",
+        &shape,
+        dt,
+        dt_ref.clone(),
+        Tol::ELEMENTWISE,
+    );
+    c.output(
+        Pass::Backward,
+        "dipd",
+        &shape,
+        di,
+        di_ref.clone(),
+        Tol::ELEMENTWISE,
+    );
+    c.output(
+        Pass::Backward,
+        "dtfd (in place)",
+        &shape,
+        dt2,
+        dt_ref.clone(),
+        Tol::ELEMENTWISE,
+    );
+    c.output(
+        Pass::Backward,
+        "dipd (in place)",
+        &shape,
+        di2,
+        di_ref,
+        Tol::ELEMENTWISE,
+    );
     // dw sums n / w_len products of magnitude <= 1.
     c.output(
         Pass::Backward,

@@ -194,6 +194,10 @@ pub fn lower_node(
             &out(0),
             shapes::loss(g, i[0]),
         )],
+        // The plan puts the sum in its first operand's buffer when that operand dies here.
+        Op::Add if b(0) == out(0) => {
+            vec![residual::add_inplace(&b(0), &b(1), g.tensor(i[0]).len())]
+        }
         Op::Add => vec![residual::add(&b(0), &b(1), &out(0), g.tensor(i[0]).len())],
     };
     for d in &mut ds {

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{Graph, TensorId};
+use super::{Graph, Op, TensorId};
 
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -38,59 +38,46 @@ pub fn plan(g: &Graph, max_binding_bytes: u64) -> Result<Plan> {
             );
         }
     }
+    // An elementwise kernel whose input dies at it may write an output into that input: the
+    // gradient sum (`residual::add_inplace`) and the residual backward's dtfd over dy. The two
+    // tensors are then one allocation. Near the input, where the step's memory peaks, the
+    // backward would otherwise hold three or four large gradients at once.
     let n = g.tensors.len();
-    let mut last_use = vec![None::<usize>; n];
+    let mut rep: Vec<usize> = (0..n).collect();
+    for (a, y) in inplace_pairs(g) {
+        rep[y.0] = rep[a.0];
+    }
+    // Each allocation's lifetime: the nodes from its first to its last use, inclusive, so
+    // a node's outputs never share a slot with its inputs (no kernel reads and writes one
+    // buffer, the in-place sum aside).
+    let mut span: Vec<Option<(usize, usize)>> = vec![None; n];
+    let mut need = vec![0u64; n];
     for (i, node) in g.nodes.iter().enumerate() {
         for t in node.inputs.iter().chain(&node.outputs) {
-            last_use[t.0] = Some(i);
-        }
-    }
-    let mut slot_of = vec![None; n];
-    let mut slot_bytes: Vec<u64> = Vec::new();
-    let mut free: Vec<usize> = Vec::new();
-    for (i, node) in g.nodes.iter().enumerate() {
-        // Outputs are placed before this node's inputs are freed, so no kernel ever reads and
-        // writes the same buffer.
-        for &out in &node.outputs {
-            let t = g.tensor(out);
-            if t.role.persistent() || slot_of[out.0].is_some() {
+            if g.tensor(*t).role.persistent() {
                 continue;
             }
-            let need = t.bytes().max(4);
-            let best_fit = free
-                .iter()
-                .enumerate()
-                .filter(|(_, &s)| slot_bytes[s] >= need)
-                .min_by_key(|(_, &s)| slot_bytes[s]);
-            let pick = match best_fit {
-                Some((k, _)) => Some(k),
-                // No free slot is big enough: grow the largest free one rather than add a slot.
-                None => free
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|(_, &s)| slot_bytes[s])
-                    .map(|(k, _)| k),
-            };
-            let slot = match pick {
-                Some(k) => free.swap_remove(k),
-                None => {
-                    slot_bytes.push(0);
-                    slot_bytes.len() - 1
-                }
-            };
-            slot_bytes[slot] = slot_bytes[slot].max(need);
-            slot_of[out.0] = Some(slot);
-        }
-        for t in node.inputs.iter().chain(&node.outputs) {
-            if last_use[t.0] == Some(i) {
-                if let Some(slot) = slot_of[t.0] {
-                    if !free.contains(&slot) {
-                        free.push(slot);
-                    }
-                }
-            }
+            let r = rep[t.0];
+            let s = span[r].get_or_insert((i, i));
+            s.1 = i;
+            need[r] = need[r].max(g.tensor(*t).bytes().max(4));
         }
     }
+    let allocations: Vec<usize> = (0..n).filter(|&t| span[t].is_some()).collect();
+    let a = in_order(&allocations, &span, &need, g.nodes.len());
+    let b = by_size(&allocations, &span, &need);
+    let (slot_of_rep, slot_bytes) = if a.1.iter().sum::<u64>() <= b.1.iter().sum::<u64>() {
+        a
+    } else {
+        b
+    };
+    let slot_of: Vec<Option<usize>> = (0..n)
+        .map(|t| {
+            (!g.tensors[t].role.persistent())
+                .then(|| slot_of_rep[rep[t]])
+                .flatten()
+        })
+        .collect();
     let persistent_bytes = g
         .tensors
         .iter()
@@ -104,6 +91,116 @@ pub fn plan(g: &Graph, max_binding_bytes: u64) -> Result<Plan> {
         persistent_bytes,
         naive_bytes,
     })
+}
+
+/// The (input, output) pairs `plan` puts in one buffer: the output of an elementwise kernel
+/// that can run in place (`residual::add_inplace`, the residual backward's dtfd over dy)
+/// with an input of the same size that dies at that node. They share a slot while both are
+/// alive at that one node, by design.
+pub fn inplace_pairs(g: &Graph) -> Vec<(TensorId, TensorId)> {
+    let mut last_use = vec![0usize; g.tensors.len()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        for t in node.inputs.iter().chain(&node.outputs) {
+            last_use[t.0] = i;
+        }
+    }
+    let pooled = |t: TensorId| !g.tensor(t).role.persistent();
+    let mut out = Vec::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        let capable = matches!(node.op, Op::Add | Op::ResidualBackwardInput(_));
+        if !capable {
+            continue;
+        }
+        let (a, y) = (node.inputs[0], node.outputs[0]);
+        let read_once = node.inputs.iter().filter(|&&t| t == a).count() == 1;
+        let same_size = g.tensor(a).bytes() == g.tensor(y).bytes();
+        if pooled(a) && pooled(y) && read_once && same_size && last_use[a.0] == i {
+            out.push((a, y));
+        }
+    }
+    out
+}
+
+/// Slot assignment of `allocations` (lifetimes `span`, sizes `need`), in node order: each
+/// takes the smallest free slot that holds it, else grows the largest free one, else adds
+/// one. Returns (slot of each allocation, slot sizes).
+fn in_order(
+    allocations: &[usize],
+    span: &[Option<(usize, usize)>],
+    need: &[u64],
+    nodes: usize,
+) -> (Vec<Option<usize>>, Vec<u64>) {
+    let mut slot_of = vec![None; span.len()];
+    let mut slot_bytes: Vec<u64> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut starting: Vec<Vec<usize>> = vec![Vec::new(); nodes];
+    let mut ending: Vec<Vec<usize>> = vec![Vec::new(); nodes];
+    for &t in allocations {
+        let (a, b) = span[t].expect("allocations have lifetimes");
+        starting[a].push(t);
+        ending[b].push(t);
+    }
+    for i in 0..nodes {
+        for &t in &starting[i] {
+            let best_fit = free
+                .iter()
+                .enumerate()
+                .filter(|(_, &s)| slot_bytes[s] >= need[t])
+                .min_by_key(|(_, &s)| slot_bytes[s]);
+            let pick = match best_fit {
+                Some((k, _)) => Some(k),
+                None => free
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, &s)| slot_bytes[s])
+                    .map(|(k, _)| k),
+            };
+            let slot = match pick {
+                Some(k) => free.swap_remove(k),
+                None => {
+                    slot_bytes.push(0);
+                    slot_bytes.len() - 1
+                }
+            };
+            slot_bytes[slot] = slot_bytes[slot].max(need[t]);
+            slot_of[t] = Some(slot);
+        }
+        for &t in &ending[i] {
+            free.push(slot_of[t].expect("placed when its lifetime began"));
+        }
+    }
+    (slot_of, slot_bytes)
+}
+
+/// Slot assignment greedy by size (as TensorFlow Lite's planner): the largest allocations
+/// take slots first, each the smallest slot none of whose tenants' lifetimes meet its own,
+/// else a new one. A slot is as large as its first tenant, so big slots serve every size
+/// later; node order instead can leave small slots behind that large gradients cannot use.
+/// Which of the two wins depends on the network: `plan` keeps the smaller.
+fn by_size(
+    allocations: &[usize],
+    span: &[Option<(usize, usize)>],
+    need: &[u64],
+) -> (Vec<Option<usize>>, Vec<u64>) {
+    let mut order = allocations.to_vec();
+    order.sort_by_key(|&t| (std::cmp::Reverse(need[t]), span[t]));
+    let mut slot_of = vec![None; span.len()];
+    let mut slot_bytes: Vec<u64> = Vec::new();
+    let mut tenants: Vec<Vec<(usize, usize)>> = Vec::new();
+    for t in order {
+        let (a, b) = span[t].expect("allocations have lifetimes");
+        let pick = (0..slot_bytes.len())
+            .filter(|&s| tenants[s].iter().all(|&(c, d)| b < c || d < a))
+            .min_by_key(|&s| slot_bytes[s]);
+        let slot = pick.unwrap_or_else(|| {
+            slot_bytes.push(need[t]);
+            tenants.push(Vec::new());
+            slot_bytes.len() - 1
+        });
+        tenants[slot].push((a, b));
+        slot_of[t] = Some(slot);
+    }
+    (slot_of, slot_bytes)
 }
 
 /// Whether two tensors may share memory under `plan` (used by the plan's tests).

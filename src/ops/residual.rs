@@ -16,6 +16,7 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("residual_backward_input", WORKGROUP),
     ("residual_relu_backward_input", WORKGROUP),
     ("add_forward", WORKGROUP),
+    ("add_inplace", WORKGROUP),
 ];
 
 #[repr(C)]
@@ -26,7 +27,8 @@ pub struct ResidualParams {
     pub channels: u32,
     pub per_channel: u32,
     pub fuse_relu: u32,
-    pub _pad: [u32; 3],
+    pub inplace: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Shape of the two inputs (NCHW, identical) and how `w` and ReLU apply.
@@ -60,7 +62,8 @@ impl ResidualShape {
             channels: self.channels as u32,
             per_channel: self.per_channel as u32,
             fuse_relu: self.fuse_relu as u32,
-            _pad: [0; 3],
+            inplace: 0,
+            _pad: [0; 2],
         }
     }
     /// Scratch the scalar `dw` reduction needs (zero for per-channel w).
@@ -90,7 +93,8 @@ pub fn forward(
         .cost(2 * n + s.fuse_relu as u64 * n, 12 * n)
 }
 
-/// dy (and y when fused), w -> dtfd, dipd. `y` is only read when `s.fuse_relu`.
+/// dy (and y when fused), w -> dtfd, dipd. `y` is only read when `s.fuse_relu`. `dtfd` may be
+/// `dy` itself (the plan's in-place case): dy is then read through it.
 pub fn backward_input(
     dy: &wgpu::Buffer,
     y: &wgpu::Buffer,
@@ -105,9 +109,16 @@ pub fn backward_input(
     } else {
         "residual_backward_input"
     };
-    let mut d = Dispatch::new(entry, &s.params(), groups_1d(n, WORKGROUP[0]))
+    let inplace = dy == dtfd;
+    let params = ResidualParams {
+        inplace: inplace as u32,
+        ..s.params()
+    };
+    // A buffer may not be bound read-only and read-write in one dispatch: in place, `w`
+    // stands in for dy, never read.
+    let mut d = Dispatch::new(entry, &params, groups_1d(n, WORKGROUP[0]))
         .bind(3, w)
-        .bind(5, dy)
+        .bind(5, if inplace { w } else { dy })
         .bind(6, dtfd)
         .bind(7, dipd);
     if s.fuse_relu {
@@ -129,6 +140,21 @@ pub fn backward_weight(
     } else {
         reduce::dot(g, ipd, partials, dw, s.len())
     }
+}
+
+/// a += b: [n], in place (the memory plan gives a gradient sum its first operand's buffer
+/// when that operand dies at the sum). The same value as `add`.
+pub fn add_inplace(a: &wgpu::Buffer, b: &wgpu::Buffer, n: usize) -> Dispatch {
+    let params = ResidualParams {
+        n: n as u32,
+        hw: 1,
+        channels: 1,
+        ..Default::default()
+    };
+    Dispatch::new("add_inplace", &params, groups_1d(n as u64, WORKGROUP[0]))
+        .bind(2, b)
+        .bind(4, a)
+        .cost(n as u64, 12 * n as u64)
 }
 
 /// Elementwise a + b: [n] (gradient accumulation for tensors with two consumers).
