@@ -8,7 +8,8 @@
 // backward routes dy exactly where the forward took y from.
 //
 // Max pool backward without atomics: one thread per input row gathers dy from every window
-// that covers the row, recomputing each window's winner, in a fixed order.
+// that covers the row, in a fixed order, reading each window's winner from the `argmax` the
+// forward saved (finding it again would read the whole window per covering window).
 //
 // Global average pool: [N, C, H, W] -> [N, C]. Each plane gets a segment of T = 1 << seg_shift
 // threads of a 256-thread workgroup (T chosen at launch from H*W): thread u sums cells u,
@@ -44,6 +45,9 @@ struct PoolParams {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+// Max pool: the flat index into x of each output's winner, written forward, read backward.
+@group(0) @binding(5) var<storage, read_write> argmax: array<u32>;
+@group(0) @binding(6) var<storage, read> argmax_in: array<u32>;
 
 var<workgroup> tree: array<f32, 256>;
 
@@ -88,13 +92,15 @@ fn maxpool_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let oh = g % p.out_h;
     let row = g * p.out_w;
     for (var ow = 0u; ow < p.out_w; ow = ow + 1u) {
-        y[row + ow] = x[window_argmax(plane, oh, ow)];
+        let win = window_argmax(plane, oh, ow);
+        y[row + ow] = x[win];
+        argmax[row + ow] = win;
     }
 }
 
 // dx[plane, ih, iw] = sum of dy over the windows covering (ih, iw) whose winner it is. One
 // thread per input row (plane, ih): it owns that row of dx, so it may accumulate into it, and
-// finds each covering window's winner once for the whole row (not once per cell). In padded
+// reads each covering window's saved winner once for the whole row (not once per cell). In padded
 // coordinates (r = ih + pad_top) window row oh covers rows [oh * s, oh * s + k), so the
 // covering window rows are ceil((r - k + 1) / s) <= oh <= r / s, clipped to [0, out_h). Each
 // cell's dy are added in (oh, ow) order, the order of the CPU twin's scatter.
@@ -115,7 +121,7 @@ fn maxpool_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     let out_base = plane * p.out_h * p.out_w;
     for (var oh = oh_lo; oh < oh_hi; oh = oh + 1u) {
         for (var ow = 0u; ow < p.out_w; ow = ow + 1u) {
-            let win = window_argmax(plane, oh, ow);
+            let win = argmax_in[out_base + oh * p.out_w + ow];
             if (win >= row && win < row + p.in_w) {
                 dx[win] = dx[win] + dy[out_base + oh * p.out_w + ow];
             }

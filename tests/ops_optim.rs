@@ -5,7 +5,7 @@ mod common;
 use adaresnet::check::optim::{check_adam, check_sgd};
 use adaresnet::gpu::{Cost, Program};
 use adaresnet::ops::compare::{assert_close, Tol};
-use adaresnet::ops::optim::{self, Adam, OptimParams, OptimPass, Optimizer, Sgd};
+use adaresnet::ops::optim::{self, Adam, OptimParams, OptimPass, Optimizer, Sgd, TapWindow};
 use common::*;
 
 #[test]
@@ -202,7 +202,7 @@ fn optim_flop_counts_and_params() {
         momentum: 0.9,
         weight_decay: 0.0,
     });
-    let d = sgd.step(&b[0], &b[1], &[&b[2]], 1000, 1);
+    let d = sgd.step(&b[0], &b[1], &[&b[2]], 1000, 1, None);
     assert_eq!(
         (d.entry, d.cost),
         (
@@ -213,7 +213,7 @@ fn optim_flop_counts_and_params() {
             }
         )
     );
-    let d = adam.step(&b[0], &b[1], &[&b[2], &b[3]], 1000, 1);
+    let d = adam.step(&b[0], &b[1], &[&b[2], &b[3]], 1000, 1, None);
     assert_eq!(
         (d.entry, d.cost),
         (
@@ -224,8 +224,8 @@ fn optim_flop_counts_and_params() {
             }
         )
     );
-    assert_eq!(d.params, adam.params_bytes(1000, 1));
-    let p: OptimParams = bytemuck::pod_read_unaligned(&adam.params_bytes(1000, 3));
+    assert_eq!(d.params, adam.params_bytes(1000, 1, None));
+    let p: OptimParams = bytemuck::pod_read_unaligned(&adam.params_bytes(1000, 3, None));
     let a = Adam::keras();
     assert_eq!(
         p.alpha,
@@ -238,7 +238,10 @@ fn optim_flop_counts_and_params() {
             ..a.params(1000, 1)
         }
     );
-    assert_eq!(sgd.params_bytes(1000, 1), sgd.params_bytes(1000, 7));
+    assert_eq!(
+        sgd.params_bytes(1000, 1, None),
+        sgd.params_bytes(1000, 7, None)
+    );
 }
 
 /// The kernels update whole quads: the padding of a 257-value tensor (3 values up to 260)
@@ -273,4 +276,89 @@ fn optim_padding_stays_zero() {
         assert_eq!(&all[n..], &[0.0; 3], "{name} padding");
         assert!(all[..n].iter().any(|&x| x != 0.0), "{name} was updated");
     }
+}
+
+/// A conv weight whose gradient is zero outside its tap window (a 3x3 kernel on a 1x1 map
+/// keeps only the centre; a 2-row window keeps 6 of 9): the `_taps` kernels update the window
+/// alone, and after several steps every value, inside the window or not, matches the full
+/// update of the f64 twin. With weight decay the window does not apply (the full kernel runs).
+#[test]
+fn optim_tap_window_matches_full_update() {
+    let gpu = gpu();
+    let windows = [
+        TapWindow {
+            kh: 3,
+            kw: 3,
+            first_h: 1,
+            taps_h: 1,
+            first_w: 1,
+            taps_w: 1,
+        },
+        TapWindow {
+            kh: 3,
+            kw: 3,
+            first_h: 0,
+            taps_h: 2,
+            first_w: 0,
+            taps_w: 3,
+        },
+    ];
+    let adam = Optimizer::Adam(Adam::keras());
+    let sgd = Optimizer::Sgd(Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.0,
+    });
+    for (wi, w) in windows.iter().enumerate() {
+        for opt in [adam, sgd] {
+            let n = 5 * 3 * 9;
+            let mut r = rng(70 + wi as u64);
+            let mut param = uniform(&mut r, n);
+            let pb = gpu.upload("p", &to_f32(&param));
+            let gb = gpu.zeros("g", n);
+            let state: Vec<_> = (0..opt.state_tensors())
+                .map(|k| gpu.zeros(&format!("s{k}"), n))
+                .collect();
+            let refs: Vec<&wgpu::Buffer> = state.iter().collect();
+            let d = opt.step(&pb, &gb, &refs, n, 1, Some(*w));
+            assert!(d.entry.ends_with("_taps"), "{}", d.entry);
+            let program = Program::new(&gpu, vec![d]);
+            let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+            for t in 1..=4u64 {
+                let grad: Vec<f64> = uniform(&mut r, n)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &g)| if w.contains(i) { g } else { 0.0 })
+                    .collect();
+                gpu.queue
+                    .write_buffer(&gb, 0, bytemuck::cast_slice(&to_f32(&grad)));
+                program.set_params(&gpu, 0, &opt.params_bytes(n, t, Some(*w)));
+                gpu.run(&program).unwrap();
+                match opt {
+                    Optimizer::Adam(a) => {
+                        optim::cpu::adam_step(&mut param, &grad, &mut m, &mut v, &a, t)
+                    }
+                    Optimizer::Sgd(s) => optim::cpu::sgd_step(&mut param, &grad, &mut m, &s),
+                }
+            }
+            // A few f32 roundings per step of values of order 1 (param) and lr (updates).
+            assert_close(
+                &format!("{opt:?} {w:?}"),
+                &gpu.download(&pb, n).unwrap(),
+                &param,
+                Tol::new(1e-6, 1e-5),
+            );
+        }
+    }
+    let decayed = Optimizer::Adam(Adam {
+        weight_decay: 1e-2,
+        ..Adam::keras()
+    });
+    let b = gpu.zeros("b", 27);
+    assert_eq!(
+        decayed
+            .step(&b, &b, &[&b, &b], 27, 1, Some(windows[0]))
+            .entry,
+        "adam_step"
+    );
 }

@@ -49,13 +49,31 @@ fn maxpool_with(mut inp: Inputs, s: &MaxPoolShape, x: Vec<f32>, ties: bool) -> R
     let (x, xb) = inp.given(&mut c, "x", &in_shape, x);
     let (dy, dyb) = inp.uniform(&mut c, "dy", &out_shape, -1.0, 1.0);
     let (yb, dxb) = (gpu.zeros("y", s.out_len()), gpu.zeros("dx", s.in_len()));
+    let ab = gpu.zeros("argmax", s.out_len());
     let ds = vec![
-        pool::maxpool_forward(&xb, &yb, s),
-        pool::maxpool_backward_input(&xb, &dyb, &dxb, s),
+        pool::maxpool_forward(&xb, &yb, &ab, s),
+        pool::maxpool_backward_input(&ab, &dyb, &dxb, s),
     ];
-    let [y, dx]: [Vec<f32>; 2] = run_and_read(gpu, ds, &[(&yb, s.out_len()), (&dxb, s.in_len())])?
-        .try_into()
-        .expect("two outputs read");
+    let [y, dx, argmax]: [Vec<f32>; 3] = run_and_read(
+        gpu,
+        ds,
+        &[(&yb, s.out_len()), (&dxb, s.in_len()), (&ab, s.out_len())],
+    )?
+    .try_into()
+    .expect("three outputs read");
+    // The saved winners, u32 on the GPU: exactly the CPU's.
+    let argmax_gpu: Vec<f32> = argmax.iter().map(|v| v.to_bits() as f32).collect();
+    c.output(
+        Pass::Forward,
+        "argmax",
+        &out_shape,
+        argmax_gpu,
+        cpu::maxpool_argmax(&x, s)
+            .iter()
+            .map(|&i| i as f64)
+            .collect(),
+        Tol::new(0.0, 0.0),
+    );
     // The forward selects an input value: exact.
     c.output(
         Pass::Forward,

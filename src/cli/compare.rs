@@ -47,9 +47,10 @@ pub struct CompareArgs {
     /// L2 weight decay added to the gradient
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// Epochs per run (default 10; 3 for the shipped-data demo)
+    /// Images per step (default 32; 64 for the shipped-data demo)
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Epochs per run (default 10; 2 for the shipped-data demo)
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Random crop (4-pixel zero padding) and horizontal flip on training images
@@ -58,7 +59,7 @@ pub struct CompareArgs {
     /// Normalise by the training set's per-channel mean and std instead of pixels / 255 alone
     #[arg(long)]
     pub normalize: bool,
-    /// Train on the first N images only (0: all; default 1000 for the shipped-data demo)
+    /// Train on the first N images only (0: all, the default)
     #[arg(long)]
     pub train_limit: Option<usize>,
     /// Evaluate on the first N test images only (0: all)

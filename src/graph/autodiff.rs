@@ -122,7 +122,7 @@ pub fn differentiate(g: &mut Graph) {
                     g,
                     Op::MaxPoolBackward(a),
                     name,
-                    &[inp[0], dy.unwrap()],
+                    &[out[1], dy.unwrap()],
                     &[("dx", inp[0])],
                 );
                 add_grad(g, &mut grads, inp[0], d[0]);

@@ -70,10 +70,13 @@ impl CpuExecutor {
                 v(2),
                 shapes::residual(g, a, i[0]),
             )],
-            Op::MaxPool(a) => vec![pool::cpu::maxpool_forward(
-                v(0),
-                shapes::maxpool(g, a, i[0]),
-            )],
+            Op::MaxPool(a) => {
+                let at = pool::cpu::maxpool_argmax(v(0), shapes::maxpool(g, a, i[0]));
+                vec![
+                    at.iter().map(|&k| v(0)[k]).collect(),
+                    at.iter().map(|&k| k as f64).collect(),
+                ]
+            }
             Op::GlobalAvgPool => vec![pool::cpu::avgpool_forward(v(0), shapes::avgpool(g, i[0]))],
             Op::Linear => vec![linear::cpu::forward(
                 v(0),
@@ -146,11 +149,14 @@ impl CpuExecutor {
                 };
                 vec![dw, vec![0.0; g.tensor(o[1]).len()]]
             }
-            Op::MaxPoolBackward(a) => vec![pool::cpu::maxpool_backward_input(
-                v(0),
-                v(1),
-                shapes::maxpool(g, a, i[0]),
-            )],
+            Op::MaxPoolBackward(a) => {
+                let at: Vec<usize> = v(0).iter().map(|&k| k as usize).collect();
+                vec![pool::cpu::maxpool_backward_from_argmax(
+                    &at,
+                    v(1),
+                    shapes::maxpool(g, a, o[0]),
+                )]
+            }
             Op::GlobalAvgPoolBackward => vec![pool::cpu::avgpool_backward_input(
                 v(0),
                 shapes::avgpool(g, o[0]),

@@ -49,6 +49,8 @@ pub struct GpuExecutor<'g> {
     train: Option<Program>,
     /// Index in `train` of each parameter's optimizer dispatch.
     optim_dispatch: Vec<usize>,
+    /// Each conv weight's tap window, which its update may keep to (`optim::TapWindow`).
+    optim_window: Vec<Option<crate::ops::optim::TapWindow>>,
     eval: Program,
     pub step: u64,
     pending: VecDeque<Pending>,
@@ -94,6 +96,11 @@ impl<'g> GpuExecutor<'g> {
 
         let mut optim_state = Vec::new();
         let mut optim_dispatch = Vec::new();
+        let optim_window: Vec<_> = graph
+            .grads
+            .iter()
+            .map(|(_, d)| conv_tap_window(&graph, *d))
+            .collect();
         let train = match (&optimizer, graph.differentiated) {
             (_, false) => None,
             (None, true) => Some(Program::new(
@@ -112,13 +119,14 @@ impl<'g> GpuExecutor<'g> {
                     .collect();
                 for (p, d) in &graph.grads {
                     let t = graph.tensor(*p);
+                    let window = optim_window[optim_dispatch.len()];
                     let state: Vec<wgpu::Buffer> = (0..opt.state_tensors())
                         .map(|k| gpu.zeros(&format!("{}.opt{k}", t.name), t.len()))
                         .collect();
                     let refs: Vec<&wgpu::Buffer> = state.iter().collect();
                     optim_dispatch.push(ds.len());
                     ds.push(
-                        opt.step(&buf(*p), &buf(*d), &refs, t.len(), 1)
+                        opt.step(&buf(*p), &buf(*d), &refs, t.len(), 1, window)
                             .label(format!("{}.optimizer", t.name)),
                     );
                     optim_state.push(state);
@@ -142,6 +150,7 @@ impl<'g> GpuExecutor<'g> {
             optimizer,
             train,
             optim_dispatch,
+            optim_window,
             eval,
             step: 0,
             pending: VecDeque::new(),
@@ -241,7 +250,7 @@ impl<'g> GpuExecutor<'g> {
                 train.set_params(
                     self.gpu,
                     self.optim_dispatch[k],
-                    &opt.params_bytes(self.graph.tensor(*p).len(), self.step),
+                    &opt.params_bytes(self.graph.tensor(*p).len(), self.step, self.optim_window[k]),
                 );
             }
         }
@@ -405,4 +414,23 @@ impl<'g> GpuExecutor<'g> {
         }
         Ok(())
     }
+}
+
+/// The tap window of a conv weight whose gradient is `grad` (the optimizer may keep its
+/// update to it, see `optim::TapWindow`); `None` for every other parameter.
+fn conv_tap_window(g: &Graph, grad: TensorId) -> Option<crate::ops::optim::TapWindow> {
+    let node = g.nodes.iter().find(|n| n.outputs.first() == Some(&grad))?;
+    let super::Op::Conv2dBackwardWeight(a) = node.op else {
+        return None;
+    };
+    let s = super::shapes::conv(g, a, node.inputs[1], grad);
+    let [(first_h, taps_h), (first_w, taps_w)] = s.geometry().window;
+    Some(crate::ops::optim::TapWindow {
+        kh: s.kh,
+        kw: s.kw,
+        first_h,
+        taps_h,
+        first_w,
+        taps_w,
+    })
 }

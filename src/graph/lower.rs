@@ -54,6 +54,7 @@ pub fn lower_node(
         Op::MaxPool(a) => vec![pool::maxpool_forward(
             &b(0),
             &out(0),
+            &out(1),
             shapes::maxpool(g, a, i[0]),
         )],
         Op::GlobalAvgPool => vec![pool::avgpool_forward(
@@ -155,7 +156,7 @@ pub fn lower_node(
             &b(0),
             &b(1),
             &out(0),
-            shapes::maxpool(g, a, i[0]),
+            shapes::maxpool(g, a, o[0]),
         )],
         Op::GlobalAvgPoolBackward => vec![pool::avgpool_backward_input(
             &b(0),

@@ -49,7 +49,7 @@ pub enum Op {
     Relu,
     /// [tfd, ipd, w] -> [y]
     Residual(ResidualAttrs),
-    /// [x] -> [y]
+    /// [x] -> [y, argmax (u32 on the GPU: each output's winner, a flat index into x)]
     MaxPool(PoolAttrs),
     /// [x: N,C,H,W] -> [y: N,C]
     GlobalAvgPool,
@@ -73,7 +73,7 @@ pub enum Op {
     ResidualBackwardInput(ResidualAttrs),
     /// [g (= dtfd), ipd] -> [dw, partials]
     ResidualBackwardWeight(ResidualAttrs),
-    /// [x, dy] -> [dx]
+    /// [argmax, dy] -> [dx]
     MaxPoolBackward(PoolAttrs),
     /// [dy: N,C] -> [dx: N,C,H,W]
     GlobalAvgPoolBackward,

@@ -364,11 +364,15 @@ impl<'a> Builder<'a> {
             out_size(h, 3, 2, pad[0], pad[1]),
             out_size(w, 3, 2, pad[2], pad[3]),
         );
+        let out = vec![shape[0], shape[1], oh, ow];
         x = self.g.add_node(
             Op::MaxPool(pool),
             "stem.pool",
             &[x],
-            &[("y", vec![shape[0], shape[1], oh, ow], Role::Activation)],
+            &[
+                ("y", out.clone(), Role::Activation),
+                ("argmax", out, Role::Activation),
+            ],
         )[0];
         for (s, width) in [64, 128, 256, 512].into_iter().enumerate() {
             x = self.basic_block(&format!("stage{}.block1", s + 1), x, width, 2, true);

@@ -21,7 +21,41 @@ use crate::gpu::{groups_1d, Cost, Dispatch};
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
 pub const UNIFORMS: &[(&str, &str, usize)] =
     &[("optim", "OptimParams", std::mem::size_of::<OptimParams>())];
-pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[("sgd_step", WORKGROUP), ("adam_step", WORKGROUP)];
+pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
+    ("sgd_step", WORKGROUP),
+    ("adam_step", WORKGROUP),
+    ("sgd_step_taps", WORKGROUP),
+    ("adam_step_taps", WORKGROUP),
+];
+
+/// The taps of a conv weight [Cout, Cin, KH, KW] that can have a gradient: those that reach
+/// the image for some output (`conv2d::tap_window`). Outside the window the gradient is zero
+/// on every step, so without weight decay Adam's and SGD's state there stays zero and the
+/// weight never moves: the `_taps` kernels update only the window, the same values exactly.
+/// A 3x3 kernel on the paper's 1x1 maps has one tap of nine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapWindow {
+    pub kh: usize,
+    pub kw: usize,
+    pub first_h: usize,
+    pub taps_h: usize,
+    pub first_w: usize,
+    pub taps_w: usize,
+}
+
+impl TapWindow {
+    pub fn is_full(&self) -> bool {
+        self.taps_h == self.kh && self.taps_w == self.kw
+    }
+    /// Whether flat index `i` of the weight is a window tap.
+    pub fn contains(&self, i: usize) -> bool {
+        let (kh, kw) = ((i / self.kw) % self.kh, i % self.kw);
+        kh >= self.first_h
+            && kh < self.first_h + self.taps_h
+            && kw >= self.first_w
+            && kw < self.first_w + self.taps_w
+    }
+}
 
 /// Both optimizers' parameters; each kernel reads only its own fields.
 #[repr(C)]
@@ -39,7 +73,13 @@ pub struct OptimParams {
     pub one_minus_beta2: f32,
     pub eps: f32,
     pub alpha: f32,
-    pub _pad: [u32; 2],
+    /// `_taps` kernels: the window (see `TapWindow`), KH * KW and KW.
+    pub kw: u32,
+    pub khw: u32,
+    pub first_h: u32,
+    pub taps_h: u32,
+    pub first_w: u32,
+    pub taps_w: u32,
 }
 
 /// PyTorch-convention SGD with momentum and L2 weight decay.
@@ -125,17 +165,32 @@ impl Optimizer {
         }
     }
 
-    /// The uniform bytes for step `t` (1-based) over `n` parameters: what the training loop
-    /// writes with `Program::set_params` before each step.
-    pub fn params_bytes(&self, n: usize, t: u64) -> Vec<u8> {
+    pub fn weight_decay(&self) -> f64 {
+        match self {
+            Optimizer::Sgd(s) => s.weight_decay,
+            Optimizer::Adam(a) => a.weight_decay,
+        }
+    }
+
+    /// The window a conv weight's update may keep to: `window` unless it is the whole kernel
+    /// or weight decay moves the taps outside it too.
+    pub fn taps(&self, window: Option<TapWindow>) -> Option<TapWindow> {
+        window.filter(|w| !w.is_full() && self.weight_decay() == 0.0)
+    }
+
+    /// The uniform bytes for step `t` (1-based) over `n` parameters (of a conv weight's tap
+    /// window, see `taps`): what the training loop writes with `Program::set_params` before
+    /// each step.
+    pub fn params_bytes(&self, n: usize, t: u64, window: Option<TapWindow>) -> Vec<u8> {
         let p = match self {
             Optimizer::Sgd(s) => s.params(n),
             Optimizer::Adam(a) => a.params(n, t),
         };
-        bytemuck::bytes_of(&p).to_vec()
+        bytemuck::bytes_of(&with_window(p, self.taps(window))).to_vec()
     }
 
     /// The step of step `t` over `n` parameters; `state` holds `state_tensors()` buffers.
+    /// `window`: the tap window when the parameter is a conv weight (see `taps`).
     pub fn step(
         &self,
         param: &wgpu::Buffer,
@@ -143,6 +198,7 @@ impl Optimizer {
         state: &[&wgpu::Buffer],
         n: usize,
         t: u64,
+        window: Option<TapWindow>,
     ) -> Dispatch {
         assert_eq!(
             state.len(),
@@ -150,9 +206,27 @@ impl Optimizer {
             "{self:?} needs {} state buffers",
             self.state_tensors()
         );
-        match self {
+        let taps = self.taps(window);
+        let d = match self {
             Optimizer::Sgd(s) => sgd_step(param, grad, state[0], n, s),
             Optimizer::Adam(a) => adam_step(param, grad, state[0], state[1], n, a, t),
+        };
+        match taps {
+            None => d,
+            Some(w) => {
+                let pass = match self {
+                    Optimizer::Sgd(_) => OptimPass::Sgd,
+                    Optimizer::Adam(_) => OptimPass::Adam,
+                };
+                let (entry, groups, cost) = launch_taps(n, pass, &w);
+                Dispatch {
+                    entry,
+                    groups,
+                    params: self.params_bytes(n, t, window),
+                    ..d
+                }
+                .cost(cost.flops, cost.bytes)
+            }
         }
     }
 }
@@ -194,6 +268,33 @@ pub fn launch(n: usize, pass: OptimPass) -> (&'static str, [u32; 3], Cost) {
             },
         ),
     }
+}
+
+fn with_window(p: OptimParams, window: Option<TapWindow>) -> OptimParams {
+    match window {
+        None => p,
+        Some(w) => OptimParams {
+            kw: w.kw as u32,
+            khw: (w.kh * w.kw) as u32,
+            first_h: w.first_h as u32,
+            taps_h: w.taps_h as u32,
+            first_w: w.first_w as u32,
+            taps_w: w.taps_w as u32,
+            ..p
+        },
+    }
+}
+
+/// The `_taps` kernels: one invocation per (Cout, Cin) cell, each updating its window taps.
+pub fn launch_taps(n: usize, pass: OptimPass, w: &TapWindow) -> (&'static str, [u32; 3], Cost) {
+    let cells = (n / (w.kh * w.kw)) as u64;
+    let taps = cells * (w.taps_h * w.taps_w) as u64;
+    let (_, _, full) = launch(taps as usize, pass);
+    let entry = match pass {
+        OptimPass::Sgd => "sgd_step_taps",
+        OptimPass::Adam => "adam_step_taps",
+    };
+    (entry, groups_1d(cells, WORKGROUP[0]), full)
 }
 
 /// param: [n] (updated), grad: [n], velocity: [n] (updated, zero before the first step)

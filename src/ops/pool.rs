@@ -312,17 +312,25 @@ impl AvgPoolShape {
 }
 
 /// x: [N, C, H, W] -> y: [N, C, out_h, out_w]
-pub fn maxpool_forward(x: &wgpu::Buffer, y: &wgpu::Buffer, s: MaxPoolShape) -> Dispatch {
+/// x: [N, C, H, W] -> y and argmax (u32: each output's winner, a flat index into x):
+/// [N, C, out_h, out_w].
+pub fn maxpool_forward(
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    argmax: &wgpu::Buffer,
+    s: MaxPoolShape,
+) -> Dispatch {
     let (groups, cost) = s.geometry(Kernel::Forward);
     Dispatch::new("maxpool_forward", &s.params(s.planes() * s.out_h()), groups)
         .bind(1, x)
         .bind(2, y)
+        .bind(5, argmax)
         .cost(cost.flops, cost.bytes)
 }
 
-/// x: [N, C, H, W], dy: [N, C, out_h, out_w] -> dx: [N, C, H, W]
+/// argmax (from `maxpool_forward`), dy: [N, C, out_h, out_w] -> dx: [N, C, H, W]
 pub fn maxpool_backward_input(
-    x: &wgpu::Buffer,
+    argmax: &wgpu::Buffer,
     dy: &wgpu::Buffer,
     dx: &wgpu::Buffer,
     s: MaxPoolShape,
@@ -333,7 +341,7 @@ pub fn maxpool_backward_input(
         &s.params(s.planes() * s.height),
         groups,
     )
-    .bind(1, x)
+    .bind(6, argmax)
     .bind(3, dy)
     .bind(4, dx)
     .cost(cost.flops, cost.bytes)
@@ -388,16 +396,31 @@ pub mod cpu {
 
     /// x: [N, C, H, W] -> y: [N, C, out_h, out_w]
     pub fn maxpool_forward(x: &[f64], s: MaxPoolShape) -> Vec<f64> {
+        maxpool_argmax(x, s).iter().map(|&i| x[i]).collect()
+    }
+
+    /// x: [N, C, H, W] -> each output window's winner, a flat index into x
+    pub fn maxpool_argmax(x: &[f64], s: MaxPoolShape) -> Vec<usize> {
         let (oh_n, ow_n) = (s.out_h(), s.out_w());
-        let mut y = vec![0.0; s.out_len()];
+        let mut at = vec![0; s.out_len()];
         for plane in 0..s.planes() {
             for oh in 0..oh_n {
                 for ow in 0..ow_n {
-                    y[(plane * oh_n + oh) * ow_n + ow] = x[window_argmax(x, &s, plane, oh, ow)];
+                    at[(plane * oh_n + oh) * ow_n + ow] = window_argmax(x, &s, plane, oh, ow);
                 }
             }
         }
-        y
+        at
+    }
+
+    /// argmax (flat indices into x), dy: [N, C, out_h, out_w] -> dx: [N, C, H, W]: each dy
+    /// added to its window's winner.
+    pub fn maxpool_backward_from_argmax(argmax: &[usize], dy: &[f64], s: MaxPoolShape) -> Vec<f64> {
+        let mut dx = vec![0.0; s.in_len()];
+        for (&i, &g) in argmax.iter().zip(dy) {
+            dx[i] += g;
+        }
+        dx
     }
 
     /// x: [N, C, H, W], dy: [N, C, out_h, out_w] -> dx: [N, C, H, W]. Scatters each dy to
