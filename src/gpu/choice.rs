@@ -4,6 +4,9 @@
 //! version, and the result is cached on disk (`measurements.json` in `cache_dir`, with the
 //! matmul ceiling `bench --peak` measures) so later runs start at once.
 //!
+//! A CPU adapter with subgroups skips the timing (`table_choice`) but still checks the
+//! kernels' results on the probe layer.
+//!
 //! - `tiled`: workgroup tiles in shared memory (conv2d.wgsl), the style GPUs want, and the
 //!   fallback that needs no optional feature.
 //! - `subgroup`: one 8-lane subgroup per workgroup with 32x4 outputs per lane in registers and
@@ -43,6 +46,9 @@ pub enum ChoiceSource {
     Forced,
     /// Only one style can run on this adapter.
     OnlyOption,
+    /// The table (`table_choice`) named it for this kind of adapter, and a probe run checked
+    /// its results (milliseconds of that run).
+    Table(f64),
     /// Measured now: milliseconds per probe run of each style that ran.
     Measured(Vec<(KernelStyle, f64)>),
     /// Read from the cache file, measured by an earlier run.
@@ -66,6 +72,9 @@ impl KernelChoice {
         let how = match &self.source {
             ChoiceSource::Forced => "forced by ADARESNET_KERNELS".to_string(),
             ChoiceSource::OnlyOption => "the only style this adapter runs".to_string(),
+            ChoiceSource::Table(ms) => {
+                format!("the style for CPU adapters, checked on a probe layer ({ms:.1} ms)")
+            }
             ChoiceSource::Measured(t) => format!("measured: {}", times(t)),
             ChoiceSource::Cached(t) => format!("cached measurement: {}", times(t)),
         };
@@ -131,6 +140,21 @@ pub fn resolve(
             source: ChoiceSource::OnlyOption,
         });
     }
+    // A table entry saves timing the other style, whose pipelines this adapter would then
+    // compile for nothing (seconds on a CPU adapter); the probe still checks the results.
+    if let Some(style) = table_choice(gpu) {
+        if let Some(ms) = measure(gpu, style)? {
+            return Ok(KernelChoice {
+                style,
+                source: ChoiceSource::Table(ms),
+            });
+        }
+        log::warn!(
+            "{} conv kernels disagree with the CPU on '{}': measuring every style",
+            style.name(),
+            gpu.info.name
+        );
+    }
     let key = cache_key(gpu, "kernel style");
     let cached: Option<Vec<(KernelStyle, f64)>> =
         cache_get(&key).and_then(|v| serde_json::from_value(v).ok());
@@ -162,6 +186,14 @@ pub fn resolve(
         style,
         source: ChoiceSource::Measured(times),
     })
+}
+
+/// The style measured best on a kind of adapter, where the answer is not in doubt: a CPU
+/// adapter whose subgroup is its SIMD width runs the subgroup kernels 3-5x faster than the
+/// tiled ones (lavapipe, see the README's figures). Every other adapter is measured.
+pub fn table_choice(gpu: &Gpu) -> Option<KernelStyle> {
+    (gpu.info.device_type == wgpu::DeviceType::Cpu && supported(gpu, KernelStyle::Subgroup))
+        .then_some(KernelStyle::Subgroup)
 }
 
 fn fastest(times: &[(KernelStyle, f64)]) -> Option<KernelStyle> {
