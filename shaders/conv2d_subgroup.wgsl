@@ -79,6 +79,10 @@ struct ConvWeightGradParams {
     kh: u32,      // the full kernel, for `direct`
     kw: u32,
     direct: u32,  // 1 (one slice): write dw [Cout, Cin, KH, KW] itself, not the partials
+    pairs: u32,   // 1 when Cout <= 16: see conv2d_backward_weight_subgroup
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> g: ConvGemmParams;
@@ -366,14 +370,65 @@ fn advance(c: Cursor) -> Cursor {
     return r;
 }
 
-// Row 8 i + lane's dy at one position (unaligned path), zero past the slice.
-fn dy_at(c: Cursor, rows: vec4<u32>, live: bool) -> vec4<f32> {
-    var d = vec4<f32>(0.0);
+// Four consecutive positions of a slice (the last step's may run past it: not `live`).
+struct Group {
+    c0: Cursor,
+    c1: Cursor,
+    c2: Cursor,
+    c3: Cursor,
+    live: vec4<bool>,
+}
+
+fn group_at(c: Cursor, p: u32, p_end: u32) -> Group {
+    let c1 = advance(c);
+    let c2 = advance(c1);
+    let c3 = advance(c2);
+    return Group(c, c1, c2, c3, vec4<u32>(p) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p_end));
+}
+
+// Two rows' dy at a group's 4 positions.
+struct Rows2 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+fn dy_rows(g: Group, ra: u32, rb: u32, aligned: bool) -> Rows2 {
+    if (aligned) {
+        // OH * OW % 4 == 0 and slices start at multiples of 4: the group lies in one image,
+        // vec4-aligned, one vec4 per row instead of four values.
+        let at = g.c0.n * q.cout * q.oh * q.ow + g.c0.o;
+        return Rows2(dy4[(at + ra) / 4u], dy4[(at + rb) / 4u]);
+    }
+    let e0 = dy_at(g.c0, ra, rb, g.live.x);
+    let e1 = dy_at(g.c1, ra, rb, g.live.y);
+    let e2 = dy_at(g.c2, ra, rb, g.live.z);
+    let e3 = dy_at(g.c3, ra, rb, g.live.w);
+    return Rows2(vec4<f32>(e0.x, e1.x, e2.x, e3.x), vec4<f32>(e0.y, e1.y, e2.y, e3.y));
+}
+
+// Two rows' dy at one position (unaligned path), zero past the slice.
+fn dy_at(c: Cursor, ra: u32, rb: u32, live: bool) -> vec2<f32> {
+    var d = vec2<f32>(0.0);
     if (live) {
         let at = c.n * q.cout * q.oh * q.ow + c.o;
-        d = vec4<f32>(dy[at + rows.x], dy[at + rows.y], dy[at + rows.z], dy[at + rows.w]);
+        d = vec2<f32>(dy[at + ra], dy[at + rb]);
     }
     return d;
+}
+
+// The lane's 4 columns of im2col(x) at a group's 4 positions.
+struct Cols4 {
+    b0: vec4<f32>,
+    b1: vec4<f32>,
+    b2: vec4<f32>,
+    b3: vec4<f32>,
+}
+
+fn gathers(cols: WindowColumns, g: Group, chw: u32) -> Cols4 {
+    return Cols4(gather_x(cols, g.c0.n * chw, g.c0.oh, g.c0.ow, g.live.x),
+                 gather_x(cols, g.c1.n * chw, g.c1.oh, g.c1.ow, g.live.y),
+                 gather_x(cols, g.c2.n * chw, g.c2.oh, g.c2.ow, g.live.z),
+                 gather_x(cols, g.c3.n * chw, g.c3.oh, g.c3.ow, g.live.w));
 }
 
 // Where window column c of row co lands: the slice's partials [s, co, c] or, direct, dw.
@@ -420,48 +475,36 @@ fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     rows.y = min(m0 + 8u + lane, q.cout - 1u) * ohw;
     rows.z = min(m0 + 16u + lane, q.cout - 1u) * ohw;
     rows.w = min(m0 + 24u + lane, q.cout - 1u) * ohw;
-    // With OH * OW % 4 == 0 a step's 4 positions lie in one image, vec4-aligned (the slices
-    // start at multiples of 4): one vec4 load per row instead of four.
     let aligned = ohw % 4u == 0u;
     let o0 = p_begin % ohw;
-    var c0_ = Cursor(p_begin / ohw, o0, o0 / q.ow, o0 % q.ow);
+    var c = Cursor(p_begin / ohw, o0, o0 / q.ow, o0 % q.ow);
     var acc: array<vec4<f32>, 32>;
-    for (var p = p_begin; p < p_end; p = p + 4u) {
-        let c1 = advance(c0_);
-        let c2 = advance(c1);
-        let c3 = advance(c2);
-        let live = vec4<u32>(p) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p_end);
-        var d0: vec4<f32>;
-        var d1: vec4<f32>;
-        var d2: vec4<f32>;
-        var d3: vec4<f32>;
-        if (aligned) {
-            let at = c0_.n * q.cout * ohw + c0_.o;
-            d0 = dy4[(at + rows.x) / 4u];
-            d1 = dy4[(at + rows.y) / 4u];
-            d2 = dy4[(at + rows.z) / 4u];
-            d3 = dy4[(at + rows.w) / 4u];
+    // Rows 8 i + lane, i < 4, at a group of 4 positions per step. With Cout <= 16 rows 16-31
+    // would idle, so there they take the next 4 positions of rows 0-15 instead (8 positions
+    // a step, the slices' spans multiples of 8) and fold into them at the end.
+    let pairs = q.pairs == 1u;
+    let step = select(4u, 8u, pairs);
+    for (var p = p_begin; p < p_end; p = p + step) {
+        let ga = group_at(c, p, p_end);
+        var gb = ga;
+        if (pairs) { gb = group_at(advance(ga.c3), p + 4u, p_end); }
+        let lo = dy_rows(ga, rows.x, rows.y, aligned);
+        var hi: Rows2;
+        if (pairs) {
+            hi = dy_rows(gb, rows.x, rows.y, aligned);
         } else {
-            // Transposed: e_k holds position k's dy for rows (8 i + lane), i = 0..3.
-            let e0 = dy_at(c0_, rows, live.x);
-            let e1 = dy_at(c1, rows, live.y);
-            let e2 = dy_at(c2, rows, live.z);
-            let e3 = dy_at(c3, rows, live.w);
-            d0 = vec4<f32>(e0.x, e1.x, e2.x, e3.x);
-            d1 = vec4<f32>(e0.y, e1.y, e2.y, e3.y);
-            d2 = vec4<f32>(e0.z, e1.z, e2.z, e3.z);
-            d3 = vec4<f32>(e0.w, e1.w, e2.w, e3.w);
+            hi = dy_rows(ga, rows.z, rows.w, aligned);
         }
-        let b0 = gather_x(cols, c0_.n * chw, c0_.oh, c0_.ow, live.x);
-        let b1 = gather_x(cols, c1.n * chw, c1.oh, c1.ow, live.y);
-        let b2 = gather_x(cols, c2.n * chw, c2.oh, c2.ow, live.z);
-        let b3 = gather_x(cols, c3.n * chw, c3.oh, c3.ow, live.w);
-        dw_rows8(&acc, 0u, d0, b0, b1, b2, b3);
-        dw_rows8(&acc, 1u, d1, b0, b1, b2, b3);
-        dw_rows8(&acc, 2u, d2, b0, b1, b2, b3);
-        dw_rows8(&acc, 3u, d3, b0, b1, b2, b3);
-        c0_ = advance(c3);
+        let ba = gathers(cols, ga, chw);
+        var bb = ba;
+        if (pairs) { bb = gathers(cols, gb, chw); }
+        dw_rows8(&acc, 0u, lo.a, ba.b0, ba.b1, ba.b2, ba.b3);
+        dw_rows8(&acc, 1u, lo.b, ba.b0, ba.b1, ba.b2, ba.b3);
+        dw_rows8(&acc, 2u, hi.a, bb.b0, bb.b1, bb.b2, bb.b3);
+        dw_rows8(&acc, 3u, hi.b, bb.b0, bb.b1, bb.b2, bb.b3);
+        c = advance(gb.c3);
     }
+    if (pairs) { fold_pairs(&acc); }
     let out_row0 = wid.z * q.cout * kc;
     store_dw_quad(&acc, 0u, m0, out_row0, c0, kc);
     store_dw_quad(&acc, 1u, m0, out_row0, c0, kc);

@@ -541,7 +541,7 @@ impl Conv2dShape {
         let chunk = dw.chunk();
         let chunks = positions.div_ceil(chunk);
         let (splits, span) = if dw == Tiling::Subgroup {
-            subgroup::dw_split(tiles, positions)
+            subgroup::dw_split(tiles, positions, 4 * subgroup::kpack(self.cout))
         } else {
             let wanted = DW_TARGET_GROUPS.div_ceil(tiles);
             let splits = wanted

@@ -69,6 +69,10 @@ pub struct ConvWeightGradParams {
     pub kh: u32,
     pub kw: u32,
     pub direct: u32,
+    pub pairs: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
 }
 
 #[repr(C)]
@@ -240,7 +244,11 @@ impl Conv2dShape {
     pub fn subgroup_dw_split(&self) -> (usize, usize) {
         let g = self.geometry();
         let kc = self.cin * g.window[0].1 * g.window[1].1;
-        dw_split(kc.div_ceil(TILE) * self.cout.div_ceil(TILE), g.positions)
+        dw_split(
+            kc.div_ceil(TILE) * self.cout.div_ceil(TILE),
+            g.positions,
+            4 * kpack(self.cout),
+        )
     }
 
     pub fn subgroup_dw_partials_len(&self) -> usize {
@@ -282,13 +290,14 @@ impl Conv2dShape {
 }
 
 /// dw's split-K for `tiles` output tiles over `positions`: (slices, positions per slice, a
-/// multiple of 4 so the kernel's 4-position steps never straddle two slices).
-pub fn dw_split(tiles: usize, positions: usize) -> (usize, usize) {
+/// multiple of `step`, the positions the kernel takes per step, so that no step straddles
+/// two slices).
+pub fn dw_split(tiles: usize, positions: usize, step: usize) -> (usize, usize) {
     let splits = DW_TARGET_GROUPS
         .div_ceil(tiles)
         .min(positions / DW_MIN_POSITIONS_PER_SPLIT)
         .clamp(1, MAX_GROUPS);
-    let span = positions.div_ceil(splits).next_multiple_of(4);
+    let span = positions.div_ceil(splits).next_multiple_of(step);
     (positions.div_ceil(span), span)
 }
 
@@ -526,6 +535,10 @@ pub fn backward_weight(
         kh: s.kh as u32,
         kw: s.kw as u32,
         direct: (splits == 1) as u32,
+        pairs: (kpack(s.cout) == 2) as u32,
+        pad0: 0,
+        pad1: 0,
+        pad2: 0,
     };
     let partials_len = (splits * s.cout * kc) as u64;
     let target = if splits == 1 { dw } else { partials };
