@@ -67,6 +67,11 @@ struct BatchnormParams {
 @group(0) @binding(12) var<storage, read_write> dx: array<f32>;
 // The fused forward's output, read by the backward for the ReLU mask (relu == 1).
 @group(0) @binding(13) var<storage, read> y_saved: array<f32>;
+// Per channel [mean, invstd, dbeta, dgamma], written by the backward_weight kernels and read by
+// backward_input: one binding for four, so that backward_input binds 6 storage buffers and
+// every kernel fits WebGPU's default of 8 per stage.
+@group(0) @binding(14) var<storage, read_write> coeffs: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read> coeffs_in: array<vec4<f32>>;
 // The same tensors as quads, for the `_vec4` kernels.
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> y4: array<vec4<f32>>;
@@ -263,6 +268,7 @@ fn batchnorm_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
     if (w.live && w.u == 0u) {
         dbeta[w.c] = tree_a[t];
         dgamma[w.c] = tree_b[t];
+        coeffs[w.c] = vec4<f32>(save_mean[w.c], save_invstd[w.c], tree_a[t], tree_b[t]);
     }
 }
 
@@ -274,9 +280,9 @@ fn batchnorm_backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var w = grid_start(gid.x); w.x < p.len; w = grid_next(w)) {
         let i = w.x;
         let c = w.z;
-        let invstd = save_invstd[c];
-        let xhat = (x[i] - save_mean[c]) * invstd;
-        dx[i] = gamma[c] * invstd * (masked_dy(i) - (dbeta[c] + xhat * dgamma[c]) / f32(p.count));
+        let k = coeffs_in[c]; // mean, invstd, dbeta, dgamma
+        let xhat = (x[i] - k.x) * k.y;
+        dx[i] = gamma[c] * k.y * (masked_dy(i) - (k.z + xhat * k.w) / f32(p.count));
     }
 }
 
@@ -423,6 +429,7 @@ fn batchnorm_backward_weight_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builti
     if (w.live && w.u == 0u) {
         dbeta[w.c] = tree_a[t];
         dgamma[w.c] = tree_b[t];
+        coeffs[w.c] = vec4<f32>(save_mean[w.c], save_invstd[w.c], tree_a[t], tree_b[t]);
     }
 }
 
@@ -432,11 +439,12 @@ fn batchnorm_backward_input_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin
     if ((wid.y * nwg.x + wid.x) * WG + t >= p.runs) { return; }
     let r = run_of(wid, nwg, t);
     let c = r.z;
-    let invstd = vec4<f32>(save_invstd[c]);
-    let mean = vec4<f32>(save_mean[c]);
+    let k = coeffs_in[c]; // mean, invstd, dbeta, dgamma
+    let invstd = vec4<f32>(k.y);
+    let mean = vec4<f32>(k.x);
     let scale = vec4<f32>(gamma[c]) * invstd;
-    let db = vec4<f32>(dbeta[c]);
-    let dg = vec4<f32>(dgamma[c]);
+    let db = vec4<f32>(k.z);
+    let dg = vec4<f32>(k.w);
     let m = vec4<f32>(f32(p.count));
     for (var q = r.x; q < r.y; q = q + 1u) {
         let xhat = (x4[q] - mean) * invstd;

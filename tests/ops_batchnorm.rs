@@ -128,9 +128,10 @@ fn batchnorm_reductions_are_deterministic() {
             let (rmb, rvb) = (gpu.zeros("rm", ch), gpu.zeros("rv", ch));
             let z = |name| gpu.zeros(name, ch);
             let (smb, sib, dgb, dbb) = (z("save_mean"), z("save_invstd"), z("dgamma"), z("dbeta"));
+            let kb = gpu.zeros("coeffs", batchnorm::coeffs_len(ch));
             gpu.run_dispatches(vec![
                 batchnorm::stats(&xb, &rmb, &rvb, &smb, &sib, s),
-                batchnorm::backward_weight(&xb, &dyb, None, &smb, &sib, &dgb, &dbb, s),
+                batchnorm::backward_weight(&xb, &dyb, None, &smb, &sib, &dgb, &dbb, &kb, s),
             ])
             .unwrap();
             [&smb, &sib, &rvb, &dgb, &dbb].map(|b| gpu.download::<f32>(b, ch).unwrap())

@@ -71,12 +71,14 @@ pub fn check_batchnorm(gpu: &Gpu, s: &BatchnormShape, seed: u64) -> Result<OpChe
     );
     // A fused ReLU's backward masks dy by the forward's output, here the GPU's own.
     let mask = s.relu.then_some(&yb);
+    // The scratch the backward kernels share, poisoned: read before written shows as NaN.
+    let kb = gpu.upload("coeffs", &vec![f32::NAN; batchnorm::coeffs_len(ch)]);
     let ds = vec![
         batchnorm::forward_eval(&xb, &gb, &bb, &rmb, &rvb, &yeb, s),
         batchnorm::stats(&xb, &rmb, &rvb, &smb, &sib, s),
         batchnorm::forward(&xb, &gb, &bb, &smb, &sib, &yb, s),
-        batchnorm::backward_weight(&xb, &dyb, mask, &smb, &sib, &dgb, &dbb, s),
-        batchnorm::backward_input(&xb, &dyb, mask, &gb, &smb, &sib, &dgb, &dbb, &dxb, s),
+        batchnorm::backward_weight(&xb, &dyb, mask, &smb, &sib, &dgb, &dbb, &kb, s),
+        batchnorm::backward_input(&xb, &dyb, mask, &gb, &kb, &dxb, s),
     ];
     let outs = run_and_read(
         gpu,

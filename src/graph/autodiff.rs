@@ -86,8 +86,19 @@ pub fn differentiate(g: &mut Graph) {
                 if a.relu {
                     ins.push(out[0]);
                 }
-                let outs = [("dx", inp[0]), ("dgamma", inp[1]), ("dbeta", inp[2])];
-                let d = emit(g, Op::BatchNormBackward(a), name, &ins, &outs);
+                let shape = |t: TensorId| g.tensor(t).shape.clone();
+                let c = g.tensor(inp[1]).len();
+                let outs = [
+                    ("dx", shape(inp[0]), Role::Grad),
+                    ("dgamma", shape(inp[1]), Role::Grad),
+                    ("dbeta", shape(inp[2]), Role::Grad),
+                    (
+                        "coeffs",
+                        vec![crate::ops::batchnorm::coeffs_len(c)],
+                        Role::Scratch,
+                    ),
+                ];
+                let d = g.add_node(Op::BatchNormBackward(a), name, &ins, &outs);
                 add_grad(g, &mut grads, inp[0], d[0]);
                 set_param_grad(g, inp[1], d[1]);
                 set_param_grad(g, inp[2], d[2]);

@@ -129,7 +129,7 @@ impl CpuExecutor {
                     &dbeta,
                     s,
                 );
-                vec![dx, dgamma, dbeta]
+                vec![dx, dgamma, dbeta, vec![0.0; g.tensor(o[3]).len()]]
             }
             Op::ReluBackward => vec![relu::cpu::backward_input(v(0), v(1))],
             Op::ResidualBackwardInput(a) => {

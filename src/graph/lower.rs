@@ -113,20 +113,10 @@ pub fn lower_node(
                     &b(4),
                     &out(1),
                     &out(2),
+                    &out(3),
                     s,
                 ),
-                batchnorm::backward_input(
-                    &b(1),
-                    &b(0),
-                    y.as_ref(),
-                    &b(2),
-                    &b(3),
-                    &b(4),
-                    &out(1),
-                    &out(2),
-                    &out(0),
-                    s,
-                ),
+                batchnorm::backward_input(&b(1), &b(0), y.as_ref(), &b(2), &out(3), &out(0), s),
             ]
         }
         Op::ReluBackward => vec![relu::backward_input(

@@ -65,7 +65,7 @@ pub enum Op {
     /// [dy] -> [dbias]
     Conv2dBackwardBias,
     /// [dy, x, gamma, save_mean, save_invstd, y (only with a fused ReLU: the mask)]
-    /// -> [dx, dgamma, dbeta]
+    /// -> [dx, dgamma, dbeta, coeffs (scratch the two kernels share)]
     BatchNormBackward(BnAttrs),
     /// [y, dy] -> [dx] (y > 0 exactly where x > 0, so the output serves as the mask)
     ReluBackward,

@@ -298,8 +298,10 @@ pub fn forward_eval(
         .bind(8, y)
 }
 
-/// x, dy: [N, C, H, W], save_mean, save_invstd: [C] -> dgamma, dbeta: [C]. With a fused ReLU
-/// (`s.relu`), `y` is the forward's output, whose zeros mask dy; `None` otherwise.
+/// x, dy: [N, C, H, W], save_mean, save_invstd: [C] -> dgamma, dbeta: [C], and `coeffs`
+/// ([C] quads: mean, invstd, dbeta, dgamma, scratch of `coeffs_len` for `backward_input`).
+/// With a fused ReLU (`s.relu`), `y` is the forward's output, whose zeros mask dy; `None`
+/// otherwise.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
     x: &wgpu::Buffer,
@@ -309,6 +311,7 @@ pub fn backward_weight(
     save_invstd: &wgpu::Buffer,
     dgamma: &wgpu::Buffer,
     dbeta: &wgpu::Buffer,
+    coeffs: &wgpu::Buffer,
     s: BatchnormShape,
 ) -> Dispatch {
     s.dispatch("batchnorm_backward_weight", Kernel::BackwardWeight)
@@ -319,6 +322,12 @@ pub fn backward_weight(
         .bind(7, save_invstd)
         .bind(10, dgamma)
         .bind(11, dbeta)
+        .bind(14, coeffs)
+}
+
+/// Floats of the per-channel scratch `backward_weight` hands `backward_input`.
+pub fn coeffs_len(channels: usize) -> usize {
+    4 * channels
 }
 
 /// The buffer bound as the ReLU mask: the saved output when fused, else `dy`, never read (the
@@ -336,19 +345,15 @@ fn relu_mask<'a>(
     y.unwrap_or(dy)
 }
 
-/// x, dy: [N, C, H, W], gamma, save_mean, save_invstd, dgamma, dbeta: [C] -> dx: [N, C, H, W].
-/// Launch after `backward_weight`, whose dgamma and dbeta it reads. `y` as for
-/// `backward_weight`.
-#[allow(clippy::too_many_arguments)]
+/// x, dy: [N, C, H, W], gamma: [C], coeffs (from `backward_weight`: the batch statistics,
+/// dbeta and dgamma per channel) -> dx: [N, C, H, W]. Launch after `backward_weight`. `y` as
+/// for `backward_weight`.
 pub fn backward_input(
     x: &wgpu::Buffer,
     dy: &wgpu::Buffer,
     y: Option<&wgpu::Buffer>,
     gamma: &wgpu::Buffer,
-    save_mean: &wgpu::Buffer,
-    save_invstd: &wgpu::Buffer,
-    dgamma: &wgpu::Buffer,
-    dbeta: &wgpu::Buffer,
+    coeffs: &wgpu::Buffer,
     dx: &wgpu::Buffer,
     s: BatchnormShape,
 ) -> Dispatch {
@@ -357,10 +362,7 @@ pub fn backward_input(
         .bind(9, dy)
         .bind(13, relu_mask(y, dy, s))
         .bind(2, gamma)
-        .bind(6, save_mean)
-        .bind(7, save_invstd)
-        .bind(10, dgamma)
-        .bind(11, dbeta)
+        .bind(15, coeffs)
         .bind(12, dx)
 }
 
