@@ -12,12 +12,15 @@ pub struct DevicesArgs {
 }
 
 pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
+    // Refuse a bad ADARESNET_DISABLE_FEATURES or ADARESNET_LIMITS before listing anything.
+    device::disabled_features()?;
     let choice = args.gpu.choice();
     let adapters = device::candidate_adapters(&choice)?;
     if adapters.is_empty() {
         anyhow::bail!("{}", device::NO_ADAPTER_FIX);
     }
     for (i, a) in adapters.iter().enumerate() {
+        device::requested_limits(a)?;
         println!("{}", device::describe(i, a));
     }
     let chosen = device::choose_adapter(&choice)?;

@@ -213,9 +213,14 @@ pub fn cache_key(gpu: &Gpu, what: &str) -> String {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
+    // The device's features too: with subgroups masked the measurement is another one.
     format!(
-        "{what} | {:?} | {} | {} {} | shaders {h:016x}",
-        gpu.info.backend, gpu.info.name, gpu.info.driver, gpu.info.driver_info
+        "{what} | {:?} | {} | {} {} | features {:?} | shaders {h:016x}",
+        gpu.info.backend,
+        gpu.info.name,
+        gpu.info.driver,
+        gpu.info.driver_info,
+        gpu.device.features(),
     )
 }
 

@@ -114,24 +114,96 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
         .ok_or_else(|| anyhow!("no adapter supports compute shaders: {NO_ADAPTER_FIX}"))
 }
 
-/// The optional features we use when present: GPU timestamps for the profiler, f16 and
-/// subgroups for future kernels.
-pub fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
-    let wanted = wgpu::Features::TIMESTAMP_QUERY
-        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
-        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
-        | wgpu::Features::SHADER_F16
-        | wgpu::Features::SUBGROUP;
-    adapter.features() & wanted
+/// The optional features the engine uses when present, by the names
+/// `ADARESNET_DISABLE_FEATURES` takes.
+pub const OPTIONAL_FEATURES: &[(&str, wgpu::Features)] = &[
+    (
+        "timestamp-query",
+        wgpu::Features::TIMESTAMP_QUERY
+            .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+            .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
+    ),
+    ("shader-f16", wgpu::Features::SHADER_F16),
+    ("subgroups", wgpu::Features::SUBGROUP),
+];
+
+/// `ADARESNET_DISABLE_FEATURES`: a comma-separated subset of `OPTIONAL_FEATURES` to leave
+/// off (to run the fallbacks on an adapter that has them); an unknown name is an error.
+pub fn disabled_features() -> Result<wgpu::Features> {
+    let Ok(list) = std::env::var("ADARESNET_DISABLE_FEATURES") else {
+        return Ok(wgpu::Features::empty());
+    };
+    let mut off = wgpu::Features::empty();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some((_, f)) = OPTIONAL_FEATURES.iter().find(|(n, _)| *n == name) else {
+            bail!(
+                "ADARESNET_DISABLE_FEATURES: unknown feature '{name}': use any of {}",
+                OPTIONAL_FEATURES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        off |= *f;
+    }
+    Ok(off)
 }
 
-/// Requests the device with the adapter's own limits, so large activations and parameter
-/// buffers fit where the hardware allows (the WebGPU defaults cap storage bindings at 128 MiB).
+/// The optional features requested: those the adapter has, less the disabled ones.
+pub fn wanted_features(adapter: &wgpu::Adapter) -> Result<wgpu::Features> {
+    let wanted = OPTIONAL_FEATURES
+        .iter()
+        .fold(wgpu::Features::empty(), |a, (_, f)| a | *f);
+    Ok(adapter.features() & wanted & !disabled_features()?)
+}
+
+/// The limits requested: WebGPU's defaults, which every kernel fits (tests/limits.rs), with
+/// the buffer and storage-binding sizes raised to the adapter's own so that large batches fit
+/// where the hardware allows (the defaults cap a binding at 128 MiB). `ADARESNET_LIMITS=
+/// webgpu-default` requests the defaults exactly, as a browser or a small GPU would give.
+pub fn requested_limits(adapter: &wgpu::Adapter) -> Result<wgpu::Limits> {
+    let a = adapter.limits();
+    let defaults = wgpu::Limits::default();
+    match std::env::var("ADARESNET_LIMITS")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") | Some("adapter") => Ok(wgpu::Limits {
+            max_storage_buffer_binding_size: a
+                .max_storage_buffer_binding_size
+                .max(defaults.max_storage_buffer_binding_size),
+            max_buffer_size: a.max_buffer_size.max(defaults.max_buffer_size),
+            ..defaults
+        }),
+        Some("webgpu-default") => Ok(defaults),
+        Some(other) => {
+            bail!("ADARESNET_LIMITS={other} is not a limits request: use webgpu-default or adapter")
+        }
+    }
+}
+
+/// Opens the device with `requested_limits` and `wanted_features`; an adapter below
+/// WebGPU's defaults is refused, naming the limit.
 pub fn request_device(adapter: &wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
+    let limits = requested_limits(adapter)?;
+    let mut short = Vec::new();
+    limits.check_limits_with_fail_fn(&adapter.limits(), false, |name, want, have| {
+        short.push(format!("{name} {have} < {want}"))
+    });
+    if !short.is_empty() {
+        bail!(
+            "'{}' offers less than WebGPU's default limits ({}): this engine cannot run on it; \
+             pick another adapter (`adaresnet devices`)",
+            adapter.get_info().name,
+            short.join(", ")
+        );
+    }
     let desc = wgpu::DeviceDescriptor {
         label: Some("adaresnet"),
-        required_features: wanted_features(adapter),
-        required_limits: adapter.limits(),
+        required_features: wanted_features(adapter)?,
+        required_limits: limits,
         experimental_features: wgpu::ExperimentalFeatures::disabled(),
         memory_hints: wgpu::MemoryHints::Performance,
         trace: wgpu::Trace::Off,
@@ -140,7 +212,8 @@ pub fn request_device(adapter: &wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Qu
         .with_context(|| format!("could not open a device on '{}'", adapter.get_info().name))
 }
 
-/// One adapter described for `adaresnet devices`.
+/// One adapter described for `adaresnet devices`: what it offers, whether it meets the
+/// engine's needs, and the limits and optional features a device on it gets here.
 pub fn describe(index: usize, adapter: &wgpu::Adapter) -> String {
     let info = adapter.get_info();
     let l = adapter.limits();
@@ -152,10 +225,49 @@ pub fn describe(index: usize, adapter: &wgpu::Adapter) -> String {
             format!("no-{name}")
         }
     };
+    let compute = adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+    let meets_limits = wgpu::Limits::default().check_limits(&l);
+    let needs = match (compute, meets_limits) {
+        (true, true) => "yes (compute shaders, WebGPU's default limits)".to_string(),
+        (false, _) => "no: no compute shaders".to_string(),
+        (true, false) => "no: below WebGPU's default limits".to_string(),
+    };
+    let in_force =
+        match (requested_limits(adapter), wanted_features(adapter)) {
+            (Ok(r), Ok(w)) => {
+                let names: Vec<&str> = OPTIONAL_FEATURES
+                    .iter()
+                    .filter(|(_, flag)| w.intersects(*flag))
+                    .map(|(n, _)| *n)
+                    .collect();
+                let sg = if w.contains(wgpu::Features::SUBGROUP) {
+                    format!(
+                        " (subgroup size {}-{})",
+                        info.subgroup_min_size, info.subgroup_max_size
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                "in force here: max storage binding {} MiB, max buffer {} MiB (WebGPU defaults \
+                 {} and {}), 8 storage buffers per stage; optional features used: {}{sg}",
+                r.max_storage_buffer_binding_size >> 20,
+                r.max_buffer_size >> 20,
+                wgpu::Limits::default().max_storage_buffer_binding_size >> 20,
+                wgpu::Limits::default().max_buffer_size >> 20,
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )
+            }
+            (Err(e), _) | (_, Err(e)) => format!("in force here: {e:#}"),
+        };
     format!(
         "[{index}] {name}\n    backend: {backend:?}  type: {ty:?}  driver: {driver} {dinfo}\n    \
          max storage binding: {sb} MiB  max buffer: {mb} MiB  workgroup storage: {ws} KiB  \
-         invocations/workgroup: {inv}  workgroups/dim: {wpd}\n    features: {ts} {tsp} {f16} {sg}",
+         invocations/workgroup: {inv}  workgroups/dim: {wpd}\n    features: {ts} {tsp} {f16} {sg}\n    \
+         meets the engine's needs: {needs}\n    {in_force}",
         name = info.name,
         backend = info.backend,
         ty = info.device_type,

@@ -29,6 +29,8 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 
 impl Gpu {
     pub fn new(choice: &AdapterChoice) -> Result<Self> {
+        // A bad ADARESNET_KERNELS is an error before any work, whatever runs next.
+        choice::forced_style()?;
         let adapter = device::choose_adapter(choice)?;
         let (device, queue) = device::request_device(&adapter)?;
         let kernels = kernels::Kernels::new(&device)?;

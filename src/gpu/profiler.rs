@@ -106,7 +106,14 @@ impl DispatchTimer {
         let missing = timing.needs() - gpu.device.features();
         if !missing.is_empty() {
             bail!(
-                "--timing {timing:?} needs {missing:?}, which '{}' lacks: use --timing auto",
+                "--timing {} needs timestamp queries{}, which '{}' lacks (or ADARESNET_DISABLE_FEATURES \
+                 hides): leave --timing out for the best this device has",
+                match timing {
+                    Timing::InsidePasses => "inside-passes",
+                    Timing::PassBoundaries => "pass-boundaries",
+                    Timing::HostOnly => "host-only",
+                },
+                if timing == Timing::InsidePasses { " inside passes" } else { "" },
                 gpu.info.name
             );
         }
