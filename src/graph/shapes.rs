@@ -21,8 +21,20 @@ fn nchw(g: &Graph, t: TensorId) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-/// x: the conv input, weight: its kernel [Cout, Cin, KH, KW].
+/// x: the conv input, weight: its kernel [Cout, Cin, KH, KW]. For graphs `model` built, which
+/// checked every convolution with `try_conv`.
 pub fn conv(g: &Graph, a: ConvAttrs, x: TensorId, weight: TensorId) -> Conv2dShape {
+    try_conv(g, a, x, weight).expect("model builders produce valid convolutions")
+}
+
+/// As `conv`, for a graph still being built: the kernels' own refusal (e.g. tensors past
+/// 32-bit indices) as an error.
+pub fn try_conv(
+    g: &Graph,
+    a: ConvAttrs,
+    x: TensorId,
+    weight: TensorId,
+) -> anyhow::Result<Conv2dShape> {
     let pad = conv2d::Padding {
         top: a.pad[0],
         bottom: a.pad[1],
@@ -38,7 +50,6 @@ pub fn conv(g: &Graph, a: ConvAttrs, x: TensorId, weight: TensorId) -> Conv2dSha
         pad,
         a.bias,
     )
-    .expect("model builders produce valid convolutions")
 }
 
 pub fn batchnorm(g: &Graph, a: BnAttrs, x: TensorId) -> BatchnormShape {

@@ -90,6 +90,9 @@ pub fn build_forward(cfg: &ModelConfig) -> Result<Graph> {
         Preset::Resnet50 => b.resnet(x, &[3, 4, 6, 3], true),
     };
     b.head(features);
+    if let Some(e) = b.error {
+        return Err(e);
+    }
     Ok(b.g)
 }
 
@@ -117,6 +120,8 @@ struct Builder<'a> {
     g: Graph,
     cfg: &'a ModelConfig,
     style: Style,
+    /// The first shape the kernels refuse, returned by `build_forward`.
+    error: Option<anyhow::Error>,
 }
 
 impl<'a> Builder<'a> {
@@ -152,6 +157,7 @@ impl<'a> Builder<'a> {
             g: Graph::default(),
             cfg,
             style,
+            error: None,
         }
     }
 
@@ -204,8 +210,18 @@ impl<'a> Builder<'a> {
             out_size(h, k, stride, pad[0], pad[1]),
             out_size(w, k, stride, pad[2], pad[3]),
         );
-        // Scratch for the packed weights some kernel styles read (sized for any style).
-        let packed = crate::graph::shapes::conv(&self.g, attrs, x, weight).forward_scratch_len();
+        // Scratch for the packed weights some kernel styles read (sized for any style). A
+        // convolution the kernels cannot index (32-bit) is the first error `build_forward`
+        // returns; building goes on so the shapes stay consistent until then.
+        let packed = match crate::graph::shapes::try_conv(&self.g, attrs, x, weight) {
+            Ok(s) => s.forward_scratch_len(),
+            Err(e) => {
+                self.error.get_or_insert(anyhow::anyhow!(
+                    "{name}: {e}: lower --batch or the input size"
+                ));
+                1
+            }
+        };
         self.g.add_node(
             Op::Conv2d(attrs),
             name,

@@ -34,13 +34,23 @@ impl FromStr for WInit {
             "zeros" | "zero" => WInit::Zeros,
             "ones" | "one" => WInit::Ones,
             _ if s.starts_with("normal:") => {
-                WInit::Normal(s[7..].parse().map_err(|_| {
+                let sigma: f32 = s[7..].parse().map_err(|_| {
                     anyhow!("--w-init '{s}': SIGMA in normal:SIGMA must be a number")
-                })?)
+                })?;
+                if !(sigma.is_finite() && sigma >= 0.0) {
+                    bail!("--w-init '{s}': SIGMA must be a finite number >= 0, e.g. normal:0.05");
+                }
+                WInit::Normal(sigma)
             }
-            _ => WInit::Const(s.parse().map_err(|_| {
-                anyhow!("--w-init '{s}': use zeros, ones, normal:SIGMA or a number")
-            })?),
+            _ => {
+                let k: f32 = s.parse().map_err(|_| {
+                    anyhow!("--w-init '{s}': use zeros, ones, normal:SIGMA or a number")
+                })?;
+                if !k.is_finite() {
+                    bail!("--w-init '{s}': the initial w must be a finite number");
+                }
+                WInit::Const(k)
+            }
         })
     }
 }
@@ -91,11 +101,15 @@ impl ResidualMode {
             "ada2" => ResidualMode::Ada2,
             "standard" => ResidualMode::Standard,
             "ada-channel" => ResidualMode::AdaChannel(w_init),
-            _ if s.starts_with("fixed:") => ResidualMode::Fixed(
-                s[6..]
+            _ if s.starts_with("fixed:") => {
+                let k: f32 = s[6..]
                     .parse()
-                    .map_err(|_| anyhow!("--residual '{s}': K in fixed:K must be a number"))?,
-            ),
+                    .map_err(|_| anyhow!("--residual '{s}': K in fixed:K must be a number"))?;
+                if !k.is_finite() {
+                    bail!("--residual '{s}': K in fixed:K must be a finite number");
+                }
+                ResidualMode::Fixed(k)
+            }
             _ => bail!("--residual '{s}': use ada, ada2, standard, fixed:K or ada-channel"),
         })
     }

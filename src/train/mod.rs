@@ -52,7 +52,49 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Refuses values no run can use, naming the flag: a NaN or infinite rate, a momentum
+    /// outside [0, 1), zero epochs or batch.
+    pub fn validate(&self) -> Result<()> {
+        let finite = |name: &str, v: f64, ok: bool, want: &str| -> Result<()> {
+            if !v.is_finite() || !ok {
+                bail!("--{name} {v}: must be {want}");
+            }
+            Ok(())
+        };
+        finite(
+            "lr",
+            self.lr,
+            self.lr > 0.0,
+            "a finite number > 0, e.g. 1e-3",
+        )?;
+        finite(
+            "momentum",
+            self.momentum,
+            (0.0..1.0).contains(&self.momentum),
+            "a finite number in [0, 1), e.g. 0.9",
+        )?;
+        finite(
+            "weight-decay",
+            self.weight_decay,
+            self.weight_decay >= 0.0,
+            "a finite number >= 0",
+        )?;
+        if let Some(m) = self.bn_momentum {
+            finite(
+                "bn-momentum",
+                m as f64,
+                (0.0..=1.0).contains(&m),
+                "a finite number in [0, 1] (Keras convention: 0.99 keeps 99% of the old statistic)",
+            )?;
+        }
+        if self.epochs == 0 || self.batch == 0 {
+            bail!("--epochs and --batch must be at least 1");
+        }
+        Ok(())
+    }
+
     pub fn optimizer(&self) -> Result<Optimizer> {
+        self.validate()?;
         Ok(match self.optimizer.as_str() {
             "adam" => Optimizer::Adam(Adam {
                 lr: self.lr,
@@ -145,6 +187,7 @@ pub fn train(
     resume: bool,
     show_progress: bool,
 ) -> Result<Summary> {
+    cfg.validate()?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create run directory {}", out.display()))?;
     let train_ds = Arc::new(load_split(cfg, Split::Train, cfg.train_limit)?);

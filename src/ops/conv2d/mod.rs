@@ -452,7 +452,14 @@ impl Conv2dShape {
             || self.cin.max(self.cout) > MAX_GROUPS
             || groups.iter().flatten().any(|&n| n as usize > MAX_GROUPS)
         {
-            bail!("conv2d {self:?}: tensors too large for one dispatch (32-bit indices)");
+            bail!(
+                "conv2d {}x{}x{}x{} -> {} channels: tensors too large for one dispatch (32-bit indices)",
+                self.batch,
+                self.cin,
+                self.h,
+                self.w,
+                self.cout
+            );
         }
         Ok(())
     }

@@ -1,0 +1,134 @@
+//! Every flag or file a user can get wrong: one line naming the cause (and the fix), exit
+//! code 1, no panic, and nothing half-written that a later run would trust. Each case runs
+//! the binary in a child process.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_adaresnet"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("the adaresnet binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// Exit code 1, exactly one `error:` line, which mentions `needle`, and no panic.
+fn refused(args: &[&str], needle: &str) {
+    let (code, text) = run(args);
+    assert_eq!(code, Some(1), "{args:?} exit code:\n{text}");
+    assert!(!text.contains("panicked"), "{args:?} panicked:\n{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: one error line:\n{text}");
+    assert!(
+        errors[0].contains(needle),
+        "{args:?}: '{needle}' not in {}",
+        errors[0]
+    );
+}
+
+fn out_dir(name: &str) -> String {
+    let d = std::env::temp_dir().join(format!("adaresnet-bad-{}-{name}", std::process::id()));
+    d.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_flag_values_are_refused() {
+    let o = out_dir("flags");
+    for (flags, needle) in [
+        (vec!["--residual", "ada", "--w-init", "normal:nan"], "SIGMA"),
+        (vec!["--residual", "ada", "--w-init", "normal:inf"], "SIGMA"),
+        (
+            vec!["--residual", "ada", "--w-init", "normal:-0.5"],
+            "SIGMA",
+        ),
+        (
+            vec!["--residual", "ada-channel", "--w-init", "inf"],
+            "finite",
+        ),
+        (vec!["--residual", "fixed:nan"], "fixed:K"),
+        (vec!["--residual", "sometimes"], "--residual"),
+        (vec!["--lr", "nan"], "--lr"),
+        (vec!["--lr", "0"], "--lr"),
+        (
+            vec!["--optimizer", "sgd", "--momentum", "1.5"],
+            "--momentum",
+        ),
+        (vec!["--weight-decay", "inf"], "--weight-decay"),
+        (vec!["--bn-momentum", "nan"], "--bn-momentum"),
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--batch", "abc"], "--batch"),
+        (vec!["--optimizer", "lion"], "optimizer"),
+        (vec!["--model", "resnet7"], "resnet7"),
+    ] {
+        let mut args = vec!["train", "--out", o.as_str()];
+        args.extend(flags);
+        refused(&args, needle);
+    }
+}
+
+#[test]
+fn batches_too_large_are_refused_before_any_work() {
+    // Past 32-bit indices in shape inference, and past the adapter's binding size in the plan.
+    for batch in ["400000", "4000"] {
+        refused(
+            &[
+                "check-grads",
+                "--model",
+                "resnet8",
+                "--batch",
+                batch,
+                "--input",
+                "3x32x32",
+            ],
+            "--batch",
+        );
+        refused(
+            &[
+                "bench",
+                "--models",
+                "resnet8",
+                "--batches",
+                batch,
+                "--dataset",
+                "cifar10",
+            ],
+            "--batch",
+        );
+        refused(
+            &[
+                "profile",
+                "--model",
+                "resnet8",
+                "--batch",
+                batch,
+                "--dataset",
+                "cifar10",
+            ],
+            "--batch",
+        );
+    }
+}
+
+#[test]
+fn missing_data_is_refused() {
+    let o = out_dir("data");
+    refused(
+        &[
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data",
+            "/nonexistent/cifar",
+            "--out",
+            &o,
+        ],
+        "/nonexistent/cifar",
+    );
+    refused(&["eval", "--run", "/nonexistent/run"], "/nonexistent/run");
+}
