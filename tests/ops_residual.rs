@@ -125,3 +125,95 @@ fn dw_reduction_large_and_deterministic() {
         Tol::sum_of(batch * hw, 1.0),
     );
 }
+
+/// The CPU twin's gradients (dtfd, dipd and dw, for one w and one per channel, with and
+/// without the fused ReLU) against central differences of L = sum(y * r), in f64. The
+/// inputs keep every pre-activation at least 0.05 from the ReLU's kink, so the step never
+/// crosses it.
+#[test]
+fn residual_cpu_backward_matches_finite_differences() {
+    let (batch, channels, hw) = (2, 3, 5);
+    for per_channel in [false, true] {
+        for fuse_relu in [false, true] {
+            let s = residual::ResidualShape {
+                batch,
+                channels,
+                hw,
+                per_channel,
+                fuse_relu,
+            };
+            let mut r = rng(21);
+            let n = s.len();
+            let (ipd, rr) = (uniform(&mut r, n), uniform(&mut r, n));
+            let w: Vec<f64> = uniform(&mut r, s.w_len()).iter().map(|v| v + 1.5).collect();
+            // tfd chosen so that tfd + w * ipd = +-(0.05 .. 1.05): away from the kink.
+            let target = uniform(&mut r, n);
+            let wi = |i: usize| {
+                if per_channel {
+                    w[(i / hw) % channels]
+                } else {
+                    w[0]
+                }
+            };
+            let tfd: Vec<f64> = (0..n)
+                .map(|i| target[i].signum() * (0.05 + target[i].abs()) - wi(i) * ipd[i])
+                .collect();
+            let loss = |tfd: &[f64], ipd: &[f64], w: &[f64]| -> f64 {
+                let y = residual::cpu::forward(tfd, ipd, w, s);
+                y.iter().zip(&rr).map(|(a, b)| a * b).sum()
+            };
+            let y = residual::cpu::forward(&tfd, &ipd, &w, s);
+            let (dt, di, dw) = residual::cpu::backward(&rr, &y, &ipd, &w, s);
+            // L is piecewise linear in each input here: the central difference is exact up
+            // to rounding, ~1e-16 * |L| / h.
+            let h = 1e-5;
+            let fd = |f: &dyn Fn(f64) -> f64| (f(h) - f(-h)) / (2.0 * h);
+            let check = |name: &str, i: usize, analytic: f64, numeric: f64| {
+                assert!(
+                    (analytic - numeric).abs() <= 1e-8,
+                    "{s:?} {name}[{i}]: {analytic:.10e} vs {numeric:.10e}"
+                );
+            };
+            for i in 0..n {
+                check(
+                    "dtfd",
+                    i,
+                    dt[i],
+                    fd(&|d| {
+                        let mut t = tfd.clone();
+                        t[i] += d;
+                        loss(&t, &ipd, &w)
+                    }),
+                );
+                check(
+                    "dipd",
+                    i,
+                    di[i],
+                    fd(&|d| {
+                        let mut p = ipd.clone();
+                        p[i] += d;
+                        loss(&tfd, &p, &w)
+                    }),
+                );
+            }
+            for c in 0..s.w_len() {
+                check(
+                    "dw",
+                    c,
+                    dw[c],
+                    fd(&|d| {
+                        let mut v = w.clone();
+                        v[c] += d;
+                        loss(&tfd, &ipd, &v)
+                    }),
+                );
+            }
+            if fuse_relu {
+                assert!(
+                    y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0),
+                    "both sides"
+                );
+            }
+        }
+    }
+}

@@ -11,30 +11,55 @@ fn every_shader_validates() {
     }
 }
 
+/// Every uniform struct, member by member: each Rust field's offset (from the compiler) is
+/// the WGSL member's of the same name (from naga's layouter), and the sizes agree. Padding
+/// members (named pad...) may be split differently on the two sides.
 #[test]
-fn uniform_structs_match_rust_sizes() {
-    for (file, struct_name, rust_size) in ops::uniform_layouts() {
+fn uniform_structs_match_rust_layouts() {
+    for u in ops::uniform_layouts() {
         let source = SHADERS
             .iter()
-            .find(|(f, _)| *f == file)
+            .find(|(f, _)| *f == u.file)
             .expect("shader file listed")
             .1;
-        let module = validate(file, source).unwrap();
+        let module = validate(u.file, source).unwrap();
         let ty = module
             .types
             .iter()
-            .find(|(_, t)| t.name.as_deref() == Some(struct_name))
-            .unwrap_or_else(|| panic!("{file}.wgsl has no struct {struct_name}"))
+            .find(|(_, t)| t.name.as_deref() == Some(u.name))
+            .unwrap_or_else(|| panic!("{}.wgsl has no struct {}", u.file, u.name))
             .1;
         let wgsl_size = ty.inner.size(module.to_ctx()) as usize;
         assert_eq!(
-            wgsl_size, rust_size,
-            "{file}.wgsl {struct_name}: WGSL {wgsl_size} bytes, Rust {rust_size}"
+            wgsl_size, u.size,
+            "{}.wgsl {}: WGSL {wgsl_size} bytes, Rust {}",
+            u.file, u.name, u.size
         );
         assert_eq!(
-            rust_size % 16,
+            u.size % 16,
             0,
-            "{struct_name}: uniform structs are padded to 16 bytes"
+            "{}: uniform structs are padded to 16 bytes",
+            u.name
+        );
+        let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+            panic!("{} is not a struct", u.name)
+        };
+        let is_pad = |n: &str| n.trim_start_matches('_').starts_with("pad");
+        let wgsl: Vec<(String, usize)> = members
+            .iter()
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize))
+            .filter(|(n, _)| !is_pad(n))
+            .collect();
+        let rust: Vec<(String, usize)> = u
+            .fields
+            .iter()
+            .map(|&(n, o)| (n.to_string(), o))
+            .filter(|(n, _)| !is_pad(n))
+            .collect();
+        assert_eq!(
+            wgsl, rust,
+            "{}.wgsl {}: (member, offset) WGSL vs Rust",
+            u.file, u.name
         );
     }
 }

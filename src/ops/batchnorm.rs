@@ -13,10 +13,29 @@
 use crate::gpu::{Cost, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!(
     "batchnorm",
-    "BatchnormParams",
-    std::mem::size_of::<BatchnormParams>(),
+    BatchnormParams,
+    [
+        batch,
+        channels,
+        hw,
+        count,
+        len,
+        eps,
+        momentum,
+        seg_shift,
+        seg_step_n,
+        seg_step_k,
+        grid_threads,
+        grid_step_k,
+        grid_step_c,
+        relu,
+        quads,
+        runs_per_plane,
+        runs,
+        _pad
+    ]
 )];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("batchnorm_stats", WORKGROUP),

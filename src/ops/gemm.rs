@@ -8,13 +8,9 @@ use anyhow::{bail, Result};
 use crate::gpu::{choice, Dispatch, Gpu, KernelStyle, Program};
 use crate::ops::compare::{compare, Tol};
 
-pub const UNIFORMS: &[(&str, &str, usize)] = &[
-    ("gemm", "GemmParams", std::mem::size_of::<GemmParams>()),
-    (
-        "gemm_subgroup",
-        "GemmParams",
-        std::mem::size_of::<GemmParams>(),
-    ),
+pub const UNIFORMS: &[crate::ops::Uniform] = &[
+    crate::uniform!("gemm", GemmParams, [m, n, k, pad0]),
+    crate::uniform!("gemm_subgroup", GemmParams, [m, n, k, pad0]),
 ];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] =
     &[("gemm_tiled", [256, 1, 1]), ("gemm_subgroup", [8, 1, 1])];

@@ -9,10 +9,10 @@ pub const TILE: u32 = 32;
 /// 256 threads, each computing a 2x2 block of a 32x32 tile.
 pub const MATMUL_WORKGROUP: [u32; 3] = [16, 16, 1];
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!(
     "linear",
-    "LinearParams",
-    std::mem::size_of::<LinearParams>(),
+    LinearParams,
+    [batch, in_features, out_features, _pad]
 )];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("linear_forward", MATMUL_WORKGROUP),

@@ -9,8 +9,8 @@
 use crate::gpu::{groups_1d, Cost, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-pub const UNIFORMS: &[(&str, &str, usize)] =
-    &[("loss", "LossParams", std::mem::size_of::<LossParams>())];
+pub const UNIFORMS: &[crate::ops::Uniform] =
+    &[crate::uniform!("loss", LossParams, [batch, classes, _pad])];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("softmax_xent_forward", WORKGROUP),
     ("softmax_xent_backward", WORKGROUP),

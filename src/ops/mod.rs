@@ -16,9 +16,33 @@ pub mod reduce;
 pub mod relu;
 pub mod residual;
 
-/// Every uniform struct that crosses to WGSL: (shader file, WGSL struct name, Rust size).
-/// A test reflects each struct with naga and checks the sizes agree.
-pub fn uniform_layouts() -> Vec<(&'static str, &'static str, usize)> {
+/// A uniform struct that crosses to WGSL: its shader file, its name (the same in Rust and
+/// WGSL), its Rust size and each field's name and byte offset. A test reflects each struct
+/// with naga and checks every member's offset and the size agree.
+#[derive(Clone, Copy, Debug)]
+pub struct Uniform {
+    pub file: &'static str,
+    pub name: &'static str,
+    pub size: usize,
+    pub fields: &'static [(&'static str, usize)],
+}
+
+/// `uniform!("file", Type, [field, ...])`: the `Uniform` of a `#[repr(C)]` struct, offsets
+/// from the compiler.
+#[macro_export]
+macro_rules! uniform {
+    ($file:expr, $ty:ty, [$($field:ident),* $(,)?]) => {
+        $crate::ops::Uniform {
+            file: $file,
+            name: stringify!($ty),
+            size: std::mem::size_of::<$ty>(),
+            fields: &[$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+        }
+    };
+}
+
+/// Every uniform struct that crosses to WGSL.
+pub fn uniform_layouts() -> Vec<Uniform> {
     [
         batchnorm::UNIFORMS,
         conv2d::UNIFORMS,

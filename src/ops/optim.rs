@@ -19,8 +19,28 @@
 use crate::gpu::{groups_1d, Cost, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-pub const UNIFORMS: &[(&str, &str, usize)] =
-    &[("optim", "OptimParams", std::mem::size_of::<OptimParams>())];
+pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!(
+    "optim",
+    OptimParams,
+    [
+        n,
+        lr,
+        momentum,
+        weight_decay,
+        beta1,
+        beta2,
+        one_minus_beta1,
+        one_minus_beta2,
+        eps,
+        alpha,
+        kw,
+        khw,
+        first_h,
+        taps_h,
+        first_w,
+        taps_w
+    ]
+)];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("sgd_step", WORKGROUP),
     ("adam_step", WORKGROUP),

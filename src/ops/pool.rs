@@ -18,8 +18,28 @@ pub const AVG_CELLS_PER_THREAD: usize = 256;
 /// Cells one thread of the average pool's backward writes (at least; more once the grid would
 /// pass 65535 workgroups): enough to amortise its divisions and the start of a workgroup.
 pub const AVG_BACKWARD_CELLS_PER_THREAD: usize = 16;
-pub const UNIFORMS: &[(&str, &str, usize)] =
-    &[("pool", "PoolParams", std::mem::size_of::<PoolParams>())];
+pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!(
+    "pool",
+    PoolParams,
+    [
+        len,
+        planes,
+        in_h,
+        in_w,
+        out_h,
+        out_w,
+        kernel_h,
+        kernel_w,
+        stride_h,
+        stride_w,
+        pad_top,
+        pad_left,
+        seg_shift,
+        grid_threads,
+        grid_step_k,
+        grid_step_plane
+    ]
+)];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("maxpool_forward", WORKGROUP),
     ("maxpool_backward_input", WORKGROUP),

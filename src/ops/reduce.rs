@@ -3,10 +3,10 @@
 use crate::gpu::Dispatch;
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!(
     "reduce",
-    "ReduceParams",
-    std::mem::size_of::<ReduceParams>(),
+    ReduceParams,
+    [n, chunk, channels, hw, batch, _pad]
 )];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("reduce_dot_partial", WORKGROUP),

@@ -3,8 +3,7 @@
 use crate::gpu::{groups_1d, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-pub const UNIFORMS: &[(&str, &str, usize)] =
-    &[("relu", "ReluParams", std::mem::size_of::<ReluParams>())];
+pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!("relu", ReluParams, [n, _pad])];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("relu_forward", WORKGROUP),
     ("relu_backward_input", WORKGROUP),

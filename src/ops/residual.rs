@@ -6,10 +6,10 @@ use super::reduce;
 use crate::gpu::{groups_1d, Dispatch};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
-pub const UNIFORMS: &[(&str, &str, usize)] = &[(
+pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!(
     "residual",
-    "ResidualParams",
-    std::mem::size_of::<ResidualParams>(),
+    ResidualParams,
+    [n, hw, channels, per_channel, fuse_relu, inplace, _pad]
 )];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("residual_forward", WORKGROUP),

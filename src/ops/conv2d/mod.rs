@@ -11,6 +11,7 @@ pub mod probe;
 pub mod subgroup;
 
 pub use probe::kernel_style;
+use subgroup::{ConvGemmParams, ConvPackParams, ConvWeightGradParams, ConvWindowSumParams};
 
 use anyhow::{bail, Result};
 
@@ -29,31 +30,61 @@ const MICRO: usize = 8;
 pub const NARROW_CHUNK: usize = 8;
 /// Quads (vec4) of workgroup memory the `_narrow` kernels stage a chunk in (`stage`).
 const NARROW_STAGE_QUADS: usize = 1024;
-pub const UNIFORMS: &[(&str, &str, usize)] = &[
-    (
+pub const UNIFORMS: &[crate::ops::Uniform] = &[
+    crate::uniform!(
         "conv2d",
-        "Conv2dParams",
-        std::mem::size_of::<Conv2dParams>(),
+        Conv2dParams,
+        [
+            batch,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            oh,
+            ow,
+            sh,
+            sw,
+            pad_top,
+            pad_left,
+            has_bias,
+            splits,
+            span,
+            tile_rows,
+            tile_ksplit,
+            seg_shift,
+            pad1
+        ]
     ),
-    (
+    crate::uniform!(
         "conv2d",
-        "ConvPackParams",
-        std::mem::size_of::<subgroup::ConvPackParams>(),
+        ConvPackParams,
+        [
+            rows, chans, taps_h, taps_w, kw, khw, stride_m, stride_c, base_h, step_h, base_w,
+            step_w, ldw, out_base, kpack, pad1
+        ]
     ),
-    (
+    crate::uniform!(
         "conv2d",
-        "ConvWindowSumParams",
-        std::mem::size_of::<subgroup::ConvWindowSumParams>(),
+        ConvWindowSumParams,
+        [cout, cin, kh, kw, first_h, taps_h, first_w, taps_w, splits, pad0, pad1, pad2]
     ),
-    (
+    crate::uniform!(
         "conv2d_subgroup",
-        "ConvGemmParams",
-        std::mem::size_of::<subgroup::ConvGemmParams>(),
+        ConvGemmParams,
+        [
+            batch, chans, h, w, rows, gh, gw, sh, sw, off_h, off_w, taps_h, taps_w, out_h, out_w,
+            out_sh, out_sw, out_h0, out_w0, ldw, wp_base, has_bias, pairs, pad1
+        ]
     ),
-    (
+    crate::uniform!(
         "conv2d_subgroup",
-        "ConvWeightGradParams",
-        std::mem::size_of::<subgroup::ConvWeightGradParams>(),
+        ConvWeightGradParams,
+        [
+            batch, cin, h, w, cout, oh, ow, sh, sw, pad_top, pad_left, first_h, first_w, taps_h,
+            taps_w, span, splits, kh, kw, direct, pairs, pad0, pad1, pad2
+        ]
     ),
 ];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
