@@ -139,6 +139,25 @@ fn resume_matches_uninterrupted_run() {
         std::fs::read_to_string(straight.join("weights.csv")).unwrap(),
         std::fs::read_to_string(resumed.join("weights.csv")).unwrap()
     );
+    // Resuming with any other setting is refused, naming the flag and both values, and the
+    // run is left as it was.
+    let config_before = std::fs::read_to_string(resumed.join("config.json")).unwrap();
+    for (other, flag) in [
+        (TrainConfig { lr: 1e-2, ..cfg.clone() }, "--lr"),
+        (TrainConfig { seed: 8, ..cfg.clone() }, "--seed"),
+        (TrainConfig { optimizer: "sgd".into(), ..cfg.clone() }, "--optimizer"),
+        (TrainConfig { train_limit: 96, ..cfg.clone() }, "--train-limit"),
+        (TrainConfig { augment: true, ..cfg.clone() }, "--augment"),
+    ] {
+        let e = train(&gpu, &TrainConfig { epochs: 3, ..other }, &resumed, true, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(flag) && e.contains("other settings"), "{e}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(resumed.join("config.json")).unwrap(),
+        config_before
+    );
 }
 
 #[test]

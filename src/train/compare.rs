@@ -152,8 +152,9 @@ fn existing(cfg: &TrainConfig, dir: &Path) -> Result<Existing> {
     })
 }
 
-/// `field saved -> wanted` for every setting but `epochs` (more epochs extend a run).
-fn config_differences(saved: &TrainConfig, wanted: &TrainConfig) -> Result<Vec<String>> {
+/// `--flag saved -> wanted` for every setting but `epochs` (more epochs extend a run): what
+/// `compare` and `train --resume` refuse to continue a run with.
+pub fn config_differences(saved: &TrainConfig, wanted: &TrainConfig) -> Result<Vec<String>> {
     let (a, b) = (serde_json::to_value(saved)?, serde_json::to_value(wanted)?);
     let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
         bail!("a training configuration is not a JSON object");
@@ -162,7 +163,12 @@ fn config_differences(saved: &TrainConfig, wanted: &TrainConfig) -> Result<Vec<S
         .filter(|(k, v)| k.as_str() != "epochs" && a.get(*k) != Some(v))
         .map(|(k, v)| {
             let old = a.get(k).map_or("none".into(), |o| o.to_string());
-            format!("{k} {old} -> {v}")
+            let flag = match k.as_str() {
+                "preset" => "model".to_string(),
+                "fuse_residual_relu" => "unfused (its opposite)".to_string(),
+                other => other.replace('_', "-"),
+            };
+            format!("--{flag} {old} -> {v}")
         })
         .collect())
 }

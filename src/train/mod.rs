@@ -212,9 +212,14 @@ pub fn train(
     let start_epoch = if resume {
         let ck = Checkpoint::load(&ckpt)?;
         let saved: TrainConfig = serde_json::from_str(ck.meta("config")?)?;
-        if saved.preset != cfg.preset || saved.residual != cfg.residual || saved.batch != cfg.batch
-        {
-            bail!("{} was written for another model, mode or batch size: resume with the run's own config", ckpt.display());
+        let differs = compare::config_differences(&saved, cfg)?;
+        if !differs.is_empty() {
+            bail!(
+                "{} was written with other settings ({}): resume with the run's own flags \
+                 (its config.json), or train into another --out",
+                ckpt.display(),
+                differs.join(", ")
+            );
         }
         exec.import_state(&|name| Ok(ck.get(name)?.to_vec()))?;
         exec.step = ck.meta("step")?.parse()?;
