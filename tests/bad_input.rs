@@ -132,3 +132,22 @@ fn missing_data_is_refused() {
     );
     refused(&["eval", "--run", "/nonexistent/run"], "/nonexistent/run");
 }
+
+/// An error wgpu reports outside any call that returns one (here a buffer past the adapter's
+/// size limit) is recorded, not a panic in wgpu's default handler, and `check` reports it
+/// in one line with its likely fix.
+#[test]
+fn gpu_errors_become_one_line_errors() {
+    let gpu = adaresnet::gpu::Gpu::from_env().expect(
+        "no GPU adapter: install Mesa's software Vulkan driver (apt-get install mesa-vulkan-drivers)",
+    );
+    gpu.check().unwrap();
+    let _too_big = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("too big"),
+        size: gpu.device.limits().max_buffer_size + 4,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let e = gpu.check().unwrap_err().to_string();
+    assert!(!e.contains('\n') && e.contains("too big"), "{e}");
+}

@@ -209,10 +209,7 @@ fn residual_cpu_backward_matches_finite_differences() {
                 );
             }
             if fuse_relu {
-                assert!(
-                    y.contains(&0.0) && y.iter().any(|&v| v > 0.0),
-                    "both sides"
-                );
+                assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0), "both sides");
             }
         }
     }

@@ -143,15 +143,51 @@ fn resume_matches_uninterrupted_run() {
     // run is left as it was.
     let config_before = std::fs::read_to_string(resumed.join("config.json")).unwrap();
     for (other, flag) in [
-        (TrainConfig { lr: 1e-2, ..cfg.clone() }, "--lr"),
-        (TrainConfig { seed: 8, ..cfg.clone() }, "--seed"),
-        (TrainConfig { optimizer: "sgd".into(), ..cfg.clone() }, "--optimizer"),
-        (TrainConfig { train_limit: 96, ..cfg.clone() }, "--train-limit"),
-        (TrainConfig { augment: true, ..cfg.clone() }, "--augment"),
+        (
+            TrainConfig {
+                lr: 1e-2,
+                ..cfg.clone()
+            },
+            "--lr",
+        ),
+        (
+            TrainConfig {
+                seed: 8,
+                ..cfg.clone()
+            },
+            "--seed",
+        ),
+        (
+            TrainConfig {
+                optimizer: "sgd".into(),
+                ..cfg.clone()
+            },
+            "--optimizer",
+        ),
+        (
+            TrainConfig {
+                train_limit: 96,
+                ..cfg.clone()
+            },
+            "--train-limit",
+        ),
+        (
+            TrainConfig {
+                augment: true,
+                ..cfg.clone()
+            },
+            "--augment",
+        ),
     ] {
-        let e = train(&gpu, &TrainConfig { epochs: 3, ..other }, &resumed, true, false)
-            .unwrap_err()
-            .to_string();
+        let e = train(
+            &gpu,
+            &TrainConfig { epochs: 3, ..other },
+            &resumed,
+            true,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains(flag) && e.contains("other settings"), "{e}");
     }
     assert_eq!(

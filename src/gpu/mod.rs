@@ -6,7 +6,7 @@ pub mod dispatch;
 pub mod kernels;
 pub mod profiler;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 pub use choice::{KernelChoice, KernelStyle};
 pub use device::AdapterChoice;
@@ -21,6 +21,18 @@ pub struct Gpu {
     pub kernels: kernels::Kernels,
     /// The kernel style in force, decided on first use (see `choice`).
     choice: std::sync::Mutex<Option<KernelChoice>>,
+    /// Errors wgpu reported outside any call that returns one (validation, out of memory,
+    /// device lost), one line each; `check` turns the first into an error.
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// A wgpu error report on one line: its lines, trimmed, joined by ": ".
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -33,16 +45,59 @@ impl Gpu {
         choice::forced_style()?;
         let adapter = device::choose_adapter(choice)?;
         let (device, queue) = device::request_device(&adapter)?;
+        // Without a handler wgpu panics on an error no call returns; record it instead, for
+        // `check` to report in one line.
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(one_line(&e.to_string()));
+            }
+        }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(format!(
+                    "the GPU device was lost ({reason:?}): {}",
+                    one_line(&message)
+                ));
+            }
+        });
         let kernels = kernels::Kernels::new(&device)?;
         let info = adapter.get_info();
-        Ok(Self {
+        let gpu = Self {
             adapter,
             device,
             queue,
             info,
             kernels,
             choice: std::sync::Mutex::new(None),
-        })
+            errors,
+        };
+        gpu.check()?;
+        Ok(gpu)
+    }
+
+    /// The first error wgpu reported since the device opened, as one line with the likely fix:
+    /// out of memory (lower --batch or pick a larger adapter), a lost device, or an internal
+    /// error of the engine or the driver.
+    pub fn check(&self) -> Result<()> {
+        let errors = self
+            .errors
+            .lock()
+            .map_err(|_| anyhow!("GPU error log poisoned"))?;
+        let Some(first) = errors.first() else {
+            return Ok(());
+        };
+        let lower = first.to_lowercase();
+        let fix = if lower.contains("out of memory") || lower.contains("outofmemory") {
+            "the adapter ran out of memory: lower --batch or pick an adapter with more (adaresnet devices)"
+        } else if lower.contains("device was lost") {
+            "the driver lost the device (a reset or a crash): rerun; if it repeats, update the driver or pick another adapter"
+        } else {
+            "a kernel or buffer the engine made was refused: please report it with `adaresnet devices` output"
+        };
+        bail!("{} ({} GPU error(s)): {fix}", first, errors.len())
     }
 
     /// The kernel style in force on this device: decided once (forced, cached or measured with
@@ -136,6 +191,7 @@ impl Gpu {
             bytemuck::cast_slice(&view).to_vec()
         };
         staging.unmap();
+        self.check()?;
         Ok(out)
     }
 
@@ -150,7 +206,7 @@ impl Gpu {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .context("GPU poll failed")?;
-        Ok(())
+        self.check()
     }
 
     /// Prepares and runs dispatches once: the path single-op tests and `check-grads` take.

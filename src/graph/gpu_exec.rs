@@ -140,6 +140,8 @@ impl<'g> GpuExecutor<'g> {
                 .iter()
                 .map(|(_, w)| graph.tensor(*w).len())
                 .sum::<usize>()) as u64;
+        // Buffer and pipeline creation report out-of-memory and validation errors here.
+        gpu.check()?;
         Ok(Self {
             gpu,
             graph,
@@ -258,6 +260,7 @@ impl<'g> GpuExecutor<'g> {
         record(train, &mut enc);
         let staging = self.copy_metrics(&mut enc);
         self.gpu.queue.submit([enc.finish()]);
+        self.gpu.check()?;
         self.begin_readback(staging);
         self.collect(IN_FLIGHT)
     }
