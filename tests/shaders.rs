@@ -1,5 +1,10 @@
-//! Every shader parses and validates with naga, and agrees with the Rust side on uniform
-//! struct sizes and entry-point workgroup sizes. Needs no adapter.
+//! Every shader parses and validates with naga, translates to every backend's language, and
+//! agrees with the Rust side on uniform struct sizes and entry-point workgroup sizes. Needs no
+//! adapter.
+
+// Beside this file, not in tests/ where Cargo would build it as a test of its own.
+#[path = "shaders/translate.rs"]
+mod translate;
 
 use adaresnet::gpu::kernels::{entry_points, validate, SHADERS};
 use adaresnet::ops;
@@ -80,5 +85,36 @@ fn entry_points_match_launch_code() {
     assert_eq!(
         in_shaders, in_rust,
         "shader entry points (left) and the ops' launch table (right) differ"
+    );
+}
+
+#[test]
+fn every_entry_point_translates_to_every_backend() {
+    let (mut failures, mut done) = (Vec::new(), 0);
+    for (file, source) in SHADERS {
+        let module = validate(file, source).unwrap_or_else(|e| panic!("{e}"));
+        let info = translate::info(&module);
+        for ep in &module.entry_points {
+            let target = translate::Target {
+                module: &module,
+                info: &info,
+                name: &ep.name,
+                workgroup: ep.workgroup_size,
+                subgroup: file.ends_with("_subgroup"),
+            };
+            for (backend, write) in translate::BACKENDS {
+                done += 1;
+                if let Err(e) = write(&target) {
+                    failures.push(format!("{file}.wgsl `{}` -> {backend}: {e}", ep.name));
+                }
+            }
+        }
+    }
+    assert!(done > 0, "no entry points found");
+    assert!(
+        failures.is_empty(),
+        "{} of {done} translations failed:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }

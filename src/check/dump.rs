@@ -6,26 +6,14 @@ use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use npyz::WriterBuilder;
 use serde_json::json;
 
-use super::OpCheck;
+use super::{npy, OpCheck};
 
-fn write_npy<T: npyz::AutoSerialize + Copy>(
-    path: &Path,
-    shape: &[usize],
-    data: &[T],
-) -> Result<()> {
+fn write_npy<T: npy::Element>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(BufWriter::new(file))
-        .begin_nd()?;
-    w.extend(data.iter().copied())?;
-    w.finish()?;
-    Ok(())
+    npy::write(BufWriter::new(file), shape, data)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn file_stem(s: &str) -> String {

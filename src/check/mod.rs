@@ -12,6 +12,7 @@ pub mod linear;
 pub mod loss;
 pub mod model;
 pub mod network;
+pub mod npy;
 pub mod optim;
 pub mod pool;
 
