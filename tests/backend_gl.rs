@@ -102,6 +102,7 @@ fn resnet8_gradients_and_training_on_gl() {
         test_limit: 256,
         fuse_residual_relu: true,
         bn_momentum: None,
+        test_split: 0.1,
     };
     let s = adaresnet::train::train(&gpu, &train, &out, false, false).unwrap();
     assert!(

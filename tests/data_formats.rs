@@ -502,6 +502,69 @@ fn folder_without_splits_gives_the_whole_folder_for_either_split() {
     assert_eq!(a, b);
 }
 
+/// Training on such a folder never tests on training images: `load_split` holds out a seeded
+/// share of every class (at least one image of each class that has two), disjoint from the
+/// training part and together the whole folder, the same for the same seed.
+#[test]
+fn folder_without_splits_holds_out_a_stratified_test_split() {
+    let dir = tmpdir("folder-holdout");
+    for (c, class) in ["ant", "bee", "cow"].iter().enumerate() {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..(10 + 5 * c) {
+            // Every image distinct: its first pixel encodes (class, index).
+            solid(5, 4, [c as u8 * 60, i as u8 * 9, 7])
+                .save(dir.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let cfg = |seed, test_split| adaresnet::train::TrainConfig {
+        dataset: "folder".into(),
+        data: dir.clone(),
+        preset: adaresnet::model::Preset::Resnet8,
+        residual: adaresnet::model::ResidualMode::Ada2,
+        optimizer: "adam".into(),
+        lr: 1e-3,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        batch: 4,
+        epochs: 1,
+        seed,
+        augment: false,
+        normalize: false,
+        train_limit: 0,
+        test_limit: 0,
+        fuse_residual_relu: true,
+        bn_momentum: None,
+        test_split,
+    };
+    assert!(adaresnet::train::holds_out_test_split(&cfg(0, 0.1)).unwrap());
+    let split = |seed, frac| {
+        let c = cfg(seed, frac);
+        (
+            adaresnet::train::load_split(&c, Split::Train, 0).unwrap(),
+            adaresnet::train::load_split(&c, Split::Test, 0).unwrap(),
+        )
+    };
+    let (train, test) = split(0, 0.1);
+    // 10, 15 and 20 images: 1, 2 (1.5 rounds up) and 2 held out.
+    assert_eq!((train.n, test.n), (40, 5));
+    assert_eq!(test.label_counts(), vec![1, 2, 2]);
+    // CHW: the first red and the first green value.
+    let key =
+        |d: &adaresnet::data::Dataset, i: usize| (d.image(i)[0], d.image(i)[d.height * d.width]);
+    let train_keys: std::collections::HashSet<_> = (0..train.n).map(|i| key(&train, i)).collect();
+    assert_eq!(train_keys.len(), 40);
+    assert!(
+        (0..test.n).all(|i| !train_keys.contains(&key(&test, i))),
+        "train and test overlap"
+    );
+    let again = split(0, 0.1).1;
+    assert_eq!(again, test, "the same seed holds out the same images");
+    let other = split(1, 0.1).1;
+    assert_ne!(other, test, "another seed holds out others");
+    assert_eq!(split(0, 0.3).1.n, 3 + 5 + 6);
+}
+
 #[test]
 fn folder_split_class_mismatch_is_named() {
     let dir = tmpdir("folder-mismatch");

@@ -32,6 +32,7 @@ fn eval_and_predict_match_training() {
         test_limit: 40,
         fuse_residual_relu: true,
         bn_momentum: None,
+        test_split: 0.1,
     };
     let summary = train(&gpu, &cfg, &out, false, false).unwrap();
     let info = RunInfo::load(&out).unwrap();

@@ -27,6 +27,7 @@ fn config(residual: ResidualMode, epochs: usize, train_limit: usize) -> TrainCon
         test_limit: 320,
         fuse_residual_relu: true,
         bn_momentum: None,
+        test_split: 0.1,
     }
 }
 

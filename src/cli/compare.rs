@@ -65,6 +65,10 @@ pub struct CompareArgs {
     /// Evaluate on the first N test images only (0: all)
     #[arg(long, default_value_t = 0)]
     pub test_limit: usize,
+    /// An image folder without train/ and test/: the share of each class held out as the
+    /// test split
+    #[arg(long, default_value_t = 0.1)]
+    pub test_split: f64,
     /// BatchNorm momentum, Keras convention (default: the preset's; 0.9 for the demo)
     #[arg(long)]
     pub bn_momentum: Option<f32>,
@@ -99,6 +103,7 @@ impl CompareArgs {
             train_limit: self.train_limit,
             bn_momentum: self.bn_momentum,
             test_limit: self.test_limit,
+            test_split: self.test_split,
             unfused: self.unfused,
             out: self.out.clone(),
             resume: false,

@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// Evaluate on the first N test images only (0: all)
     #[arg(long, default_value_t = 0)]
     pub test_limit: usize,
+    /// An image folder without train/ and test/: the share of each class held out, chosen by
+    /// --seed, as the test split
+    #[arg(long, default_value_t = 0.1)]
+    pub test_split: f64,
     /// Run the residual add and its ReLU as two kernels
     #[arg(long)]
     pub unfused: bool,
@@ -109,6 +113,7 @@ impl TrainArgs {
             test_limit: self.test_limit,
             fuse_residual_relu: !self.unfused,
             bn_momentum: self.bn_momentum.or(if demo { Some(0.9) } else { None }),
+            test_split: self.test_split,
         })
     }
 }

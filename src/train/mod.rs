@@ -49,6 +49,14 @@ pub struct TrainConfig {
     /// Overrides the preset's BatchNorm momentum (Keras convention, e.g. 0.99).
     #[serde(default)]
     pub bn_momentum: Option<f32>,
+    /// An image folder without train/ and test/ holds out this share of each class, chosen
+    /// by the seed, as its test split (`--test-split`).
+    #[serde(default = "default_test_split")]
+    pub test_split: f64,
+}
+
+fn default_test_split() -> f64 {
+    0.1
 }
 
 impl TrainConfig {
@@ -87,6 +95,12 @@ impl TrainConfig {
                 "a finite number in [0, 1] (Keras convention: 0.99 keeps 99% of the old statistic)",
             )?;
         }
+        finite(
+            "test-split",
+            self.test_split,
+            self.test_split > 0.0 && self.test_split < 1.0,
+            "a fraction strictly between 0 and 1, e.g. 0.1",
+        )?;
         if self.epochs == 0 || self.batch == 0 {
             bail!("--epochs and --batch must be at least 1");
         }
@@ -119,14 +133,48 @@ pub struct Summary {
     pub final_w: Vec<(String, Vec<f32>)>,
 }
 
+/// Whether `cfg` reads an image folder with no train/ and test/ of its own, whose test split
+/// `load_split` then holds out.
+pub fn holds_out_test_split(cfg: &TrainConfig) -> Result<bool> {
+    let kind: DatasetKind = cfg.dataset.parse()?;
+    Ok(matches!(kind, DatasetKind::Folder(_)) && !data::folder::has_splits(&cfg.data))
+}
+
 pub fn load_split(cfg: &TrainConfig, split: Split, limit: usize) -> Result<Dataset> {
     let kind: DatasetKind = cfg.dataset.parse()?;
-    let ds = data::load(kind, &cfg.data, split)?;
+    let mut ds = data::load(kind, &cfg.data, split)?;
+    if holds_out_test_split(cfg)? {
+        // Never report training images as test accuracy: a seeded, stratified hold-out.
+        let (train, test) = stratified_split(&ds, cfg.test_split, cfg.seed);
+        ds = ds.subset(if split == Split::Train { &train } else { &test });
+    }
     Ok(if limit > 0 && limit < ds.n {
         ds.subset(&(0..limit).collect::<Vec<_>>())
     } else {
         ds
     })
+}
+
+/// (train, test) indices: `fraction` of each class's images (at least one where a class has
+/// two or more), chosen by `seed` alone, in the test part; both parts in index order.
+pub fn stratified_split(ds: &Dataset, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7e57_5e1f);
+    let mut test = Vec::new();
+    for class in 0..ds.classes as u32 {
+        let mut of: Vec<usize> = (0..ds.n).filter(|&i| ds.labels[i] == class).collect();
+        of.shuffle(&mut rng);
+        let k = ((of.len() as f64 * fraction).round() as usize).max((of.len() >= 2) as usize);
+        test.extend_from_slice(&of[..k.min(of.len())]);
+    }
+    test.sort_unstable();
+    let mut is_test = vec![false; ds.n];
+    for &i in &test {
+        is_test[i] = true;
+    }
+    let train = (0..ds.n).filter(|&i| !is_test[i]).collect();
+    (train, test)
 }
 
 pub fn model_config(cfg: &TrainConfig, ds: &Dataset) -> ModelConfig {
@@ -192,6 +240,16 @@ pub fn train(
         .with_context(|| format!("cannot create run directory {}", out.display()))?;
     let train_ds = Arc::new(load_split(cfg, Split::Train, cfg.train_limit)?);
     let test_ds = Arc::new(load_split(cfg, Split::Test, cfg.test_limit)?);
+    if show_progress && holds_out_test_split(cfg)? {
+        eprintln!(
+            "{} has no train/ and test/ folders: holding out {} images ({:.0}% of each class, \
+             seed {}) as the test split (--test-split)",
+            cfg.data.display(),
+            test_ds.n,
+            100.0 * cfg.test_split,
+            cfg.seed
+        );
+    }
     if train_ds.n < cfg.batch {
         bail!(
             "the training set has {} images, fewer than one batch of {}: lower --batch",
