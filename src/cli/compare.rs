@@ -105,6 +105,7 @@ impl CompareArgs {
             test_limit: self.test_limit,
             test_split: self.test_split,
             unfused: self.unfused,
+            checkpoint_every: None,
             out: self.out.clone(),
             resume: false,
         }
@@ -130,6 +131,7 @@ impl CompareArgs {
 
 pub fn run(args: CompareArgs) -> Result<()> {
     let plan = args.plan()?;
+    crate::train::interrupt::install_handler()?;
     let b = &plan.base;
     if args.data.is_none() {
         eprintln!(

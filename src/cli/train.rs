@@ -8,7 +8,8 @@ use clap::Args;
 use super::GpuArgs;
 use crate::gpu::Gpu;
 use crate::model::{Preset, ResidualMode, WInit};
-use crate::train::{train, TrainConfig};
+use crate::train::interrupt::CheckpointEvery;
+use crate::train::{train_with, TrainConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -79,6 +80,9 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint
     #[arg(long)]
     pub resume: bool,
+    /// Also checkpoint after every N steps (default: every 5 minutes; always at epoch ends)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_every: Option<u64>,
 }
 
 impl TrainArgs {
@@ -132,7 +136,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let gpu = Gpu::new(&args.gpu.choice())?;
     eprintln!("adapter: {}", gpu.describe());
-    let summary = train(&gpu, &cfg, &args.out, args.resume, true)?;
+    crate::train::interrupt::install_handler()?;
+    let every = args
+        .checkpoint_every
+        .map_or_else(CheckpointEvery::default, CheckpointEvery::Steps);
+    let summary = train_with(&gpu, &cfg, &args.out, args.resume, true, every)?;
     if let Some(last) = summary.epochs.last() {
         println!(
             "final: test accuracy {:.4}, test loss {:.4}, train accuracy {:.4} after {} steps ({})",

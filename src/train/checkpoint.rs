@@ -87,7 +87,7 @@ impl Checkpoint {
         drop(f);
         std::fs::rename(&tmp, path)
             .with_context(|| format!("cannot move {} into place", tmp.display()))?;
-        Ok(())
+        sync_dir(path)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -104,4 +104,22 @@ impl Checkpoint {
             )
         })
     }
+}
+
+/// Flushes the directory holding `path`, so that a rename into it survives a power cut (on
+/// Unix a rename is only durable once its directory is synced; elsewhere a no-op).
+pub fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot flush directory {}", dir.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

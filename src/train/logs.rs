@@ -89,16 +89,19 @@ impl CsvLog {
             }
             _ => String::new(),
         };
-        let mut out = BufWriter::new(
+        // Header and kept rows go to a temporary file renamed over the old one: a run killed
+        // here keeps the old rows rather than losing them.
+        let tmp = path.with_extension("csv.tmp");
+        std::fs::write(&tmp, format!("{header}\n{existing}"))
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot move {} into place", tmp.display()))?;
+        let out = BufWriter::new(
             OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
+                .append(true)
                 .open(path)
                 .with_context(|| format!("cannot write {}", path.display()))?,
         );
-        writeln!(out, "{header}")?;
-        out.write_all(existing.as_bytes())?;
         Ok(Self { out })
     }
 

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod compare;
 pub mod infer;
+pub mod interrupt;
 pub mod logs;
 pub mod plots;
 pub mod report;
@@ -19,11 +20,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{self, Augment, BatchConfig, Batcher, ChannelStats, Dataset, DatasetKind, Split};
 use crate::gpu::Gpu;
-use crate::graph::gpu_exec::GpuExecutor;
+use crate::graph::gpu_exec::{GpuExecutor, StepReport};
 use crate::graph::init;
 use crate::model::{build_training, ModelConfig, Preset, ResidualMode};
 use crate::ops::optim::{Adam, Optimizer, Sgd};
 use checkpoint::Checkpoint;
+use interrupt::{CheckpointEvery, Clock, EpochTally};
 use logs::{CsvLog, EpochMetrics, METRICS_HEADER};
 
 /// Everything that defines a run; saved as `config.json` in the run directory.
@@ -228,12 +230,36 @@ pub fn checkpoint_path(out: &Path) -> PathBuf {
 }
 
 /// Trains as `cfg` says, writing into `out`; with `resume`, continues from the checkpoint there.
+/// Checkpoints every epoch end and every `DEFAULT_CHECKPOINT_SECONDS`.
 pub fn train(
     gpu: &Gpu,
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
     show_progress: bool,
+) -> Result<Summary> {
+    train_with(
+        gpu,
+        cfg,
+        out,
+        resume,
+        show_progress,
+        CheckpointEvery::default(),
+    )
+}
+
+/// `train`, checkpointing mid-epoch as `every` says too. A resumed run continues from the
+/// checkpoint's step exactly, mid-epoch included: the data order, optimizer state, BN
+/// statistics, step counter, the partial epoch's tallies and the weights.csv rows up to it.
+/// After SIGINT/SIGTERM (with `interrupt::install_handler`) it finishes the step, writes a
+/// checkpoint and returns an error saying how to resume.
+pub fn train_with(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    show_progress: bool,
+    every: CheckpointEvery,
 ) -> Result<Summary> {
     cfg.validate()?;
     std::fs::create_dir_all(out)
@@ -267,6 +293,7 @@ pub fn train(
     let test_batches = Batcher::new(test_ds.clone(), batch_config(cfg, stats.clone(), false))?;
 
     let ckpt = checkpoint_path(out);
+    let mut tally = EpochTally::default();
     let start_epoch = if resume {
         let ck = Checkpoint::load(&ckpt)?;
         let saved: TrainConfig = serde_json::from_str(ck.meta("config")?)?;
@@ -281,6 +308,7 @@ pub fn train(
         }
         exec.import_state(&|name| Ok(ck.get(name)?.to_vec()))?;
         exec.step = ck.meta("step")?.parse()?;
+        tally = EpochTally::load(&ck)?;
         ck.meta("epoch")?.parse::<usize>()?
     } else {
         for (t, v) in init::initial_values(&exec.graph, cfg.seed) {
@@ -330,12 +358,15 @@ pub fn train(
 
     let steps_per_epoch = train_batches.batches_per_epoch();
     let mut last_w = Vec::new();
+    let mut clock = Clock::start();
     for epoch in start_epoch..cfg.epochs {
         let bar = progress(show_progress, steps_per_epoch, epoch, cfg.epochs);
+        bar.inc(tally.batches as u64);
         let started = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0u64);
-        let mut on_reports = |reports: Vec<crate::graph::gpu_exec::StepReport>,
-                              bar: &ProgressBar|
+        let prior_seconds = tally.seconds;
+        let mut take = |reports: Vec<StepReport>,
+                        tally: &mut EpochTally,
+                        weights_log: &mut CsvLog|
          -> Result<()> {
             for r in reports {
                 if !r.loss.is_finite() {
@@ -347,37 +378,51 @@ pub fn train(
                         ckpt.display()
                     );
                 }
-                loss_sum += r.loss as f64;
-                correct += r.correct as u64;
-                seen += 1;
+                tally.loss_sum += r.loss as f64;
+                tally.correct += r.correct as u64;
+                tally.steps += 1;
                 let w: Vec<String> = r.w.iter().map(|v| format!("{v:.6}")).collect();
                 weights_log.row(&format!("{},{},{}", r.step, epoch + 1, w.join(",")))?;
                 last_w = r.w;
                 bar.inc(1);
-                let imgs = seen as f64 * cfg.batch as f64;
+                let imgs = tally.steps as f64 * cfg.batch as f64;
                 bar.set_message(format!(
                     "loss {:.4} acc {:.3} {:.0} img/s",
-                    loss_sum / seen as f64,
-                    correct as f64 / imgs,
-                    imgs / started.elapsed().as_secs_f64()
+                    tally.loss_sum / tally.steps as f64,
+                    tally.correct as f64 / imgs,
+                    imgs / (prior_seconds + started.elapsed().as_secs_f64())
                 ));
             }
             Ok(())
         };
-        for batch in train_batches.prefetch(epoch as u64) {
+        for batch in train_batches.prefetch(epoch as u64).skip(tally.batches) {
             exec.set_batch(&batch.images, &batch.labels)?;
             let reports = exec.train_step()?;
-            on_reports(reports, &bar)?;
+            take(reports, &mut tally, &mut weights_log)?;
+            tally.batches += 1;
+            let stop = interrupt::interrupted();
+            if tally.batches < steps_per_epoch && (stop || every.due(exec.step, clock.since())) {
+                // Every step done is in the tally and weights.csv before the checkpoint says so.
+                take(exec.finish()?, &mut tally, &mut weights_log)?;
+                tally.seconds = prior_seconds + started.elapsed().as_secs_f64();
+                weights_log.flush()?;
+                save_checkpoint(&exec, cfg, epoch, Some(&tally), &ckpt)?;
+                clock.reset();
+                if stop {
+                    bar.finish_and_clear();
+                    bail!("{}", interrupted_message(&exec, &ckpt));
+                }
+            }
         }
-        let reports = exec.finish()?;
-        on_reports(reports, &bar)?;
-        let seconds = started.elapsed().as_secs_f64();
+        take(exec.finish()?, &mut tally, &mut weights_log)?;
+        let seconds = prior_seconds + started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let (test_loss, test_acc) = evaluate(&mut exec, &test_batches)?;
+        let seen = tally.steps;
         let m = EpochMetrics {
             epoch: epoch + 1,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / (seen.max(1) * cfg.batch as u64) as f64,
+            train_loss: tally.loss_sum / seen.max(1) as f64,
+            train_acc: tally.correct as f64 / (seen.max(1) * cfg.batch as u64) as f64,
             test_loss,
             test_acc,
             images_per_sec: (seen * cfg.batch as u64) as f64 / seconds,
@@ -392,8 +437,13 @@ pub fn train(
         metrics_log.row(&m.csv_row())?;
         metrics_log.flush()?;
         weights_log.flush()?;
-        save_checkpoint(&exec, cfg, epoch + 1, &ckpt)?;
+        save_checkpoint(&exec, cfg, epoch + 1, None, &ckpt)?;
+        clock.reset();
+        tally = EpochTally::default();
         epochs.push(m);
+        if interrupt::interrupted() && epoch + 1 < cfg.epochs {
+            bail!("{}", interrupted_message(&exec, &ckpt));
+        }
     }
     let final_w = split_w(&exec, &last_w);
     Ok(Summary {
@@ -420,10 +470,30 @@ fn split_w(exec: &GpuExecutor, flat: &[f32]) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
-fn save_checkpoint(exec: &GpuExecutor, cfg: &TrainConfig, epoch: usize, path: &Path) -> Result<()> {
+fn interrupted_message(exec: &GpuExecutor, ckpt: &Path) -> String {
+    format!(
+        "interrupted after step {}: checkpoint {} written; run the same command with --resume \
+         to continue from that step",
+        exec.step,
+        ckpt.display()
+    )
+}
+
+/// `epoch`: epochs finished; `tally`: the steps of the next one already trained, for a
+/// checkpoint written mid-epoch.
+fn save_checkpoint(
+    exec: &GpuExecutor,
+    cfg: &TrainConfig,
+    epoch: usize,
+    tally: Option<&EpochTally>,
+    path: &Path,
+) -> Result<()> {
     let mut ck = Checkpoint::default();
     for t in exec.export_state()? {
         ck.insert(t.name, &t.shape, t.values);
+    }
+    if let Some(t) = tally {
+        t.save(&mut ck);
     }
     ck.meta.insert("epoch".into(), epoch.to_string());
     ck.meta.insert("step".into(), exec.step.to_string());
