@@ -5,6 +5,7 @@
 //! gradient check, and a short training run that must learn. A missing GL adapter fails,
 //! saying how to get one.
 
+mod common;
 use adaresnet::check::{conv2d::check_conv2d, model::check_model, network::paper_op_checks};
 use adaresnet::gpu::{AdapterChoice, Gpu, KernelStyle};
 use adaresnet::model::{ModelConfig, Preset, ResidualMode};
@@ -84,26 +85,7 @@ fn resnet8_gradients_and_training_on_gl() {
     }
     let out = std::env::temp_dir().join(format!("adaresnet-gl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let train = adaresnet::train::TrainConfig {
-        dataset: "mnist".into(),
-        data: adaresnet::data::SHIPPED_MNIST_DIR.into(),
-        preset: Preset::Resnet8,
-        residual: ResidualMode::Ada2,
-        optimizer: "adam".into(),
-        lr: 2e-3,
-        momentum: 0.9,
-        weight_decay: 0.0,
-        batch: 32,
-        epochs: 2,
-        seed: 7,
-        augment: false,
-        normalize: false,
-        train_limit: 256,
-        test_limit: 256,
-        fuse_residual_relu: true,
-        bn_momentum: None,
-        test_split: 0.1,
-    };
+    let train = common::mnist_run(2, 7, 256, 256);
     let s = adaresnet::train::train(&gpu, &train, &out, false, false).unwrap();
     assert!(
         s.epochs[1].train_loss < s.epochs[0].train_loss,

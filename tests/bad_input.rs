@@ -2,20 +2,10 @@
 //! code 1, no panic, and nothing half-written that a later run would trust. Each case runs
 //! the binary in a child process.
 
-use std::process::Command;
+mod common;
 
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_adaresnet"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the adaresnet binary runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    common::adaresnet_bin(&[], args)
 }
 
 /// Exit code 1, exactly one `error:` line, which mentions `needle`, and no panic.

@@ -4,7 +4,6 @@ mod common;
 use std::path::PathBuf;
 
 use adaresnet::data::{self, Split};
-use adaresnet::model::{Preset, ResidualMode};
 use adaresnet::train::infer::{eval_run, predict};
 use adaresnet::train::{train, RunInfo, TrainConfig};
 
@@ -15,24 +14,8 @@ fn eval_and_predict_match_training() {
         std::env::temp_dir().join(format!("adaresnet-test-{}-evalpredict", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let cfg = TrainConfig {
-        dataset: "mnist".into(),
-        data: PathBuf::from(data::SHIPPED_MNIST_DIR),
-        preset: Preset::Resnet8,
-        residual: ResidualMode::Ada2,
-        optimizer: "adam".into(),
-        lr: 2e-3,
-        momentum: 0.9,
-        weight_decay: 0.0,
-        batch: 32,
-        epochs: 1,
-        seed: 3,
-        augment: false,
         normalize: true,
-        train_limit: 128,
-        test_limit: 40,
-        fuse_residual_relu: true,
-        bn_momentum: None,
-        test_split: 0.1,
+        ..common::mnist_run(1, 3, 128, 40)
     };
     let summary = train(&gpu, &cfg, &out, false, false).unwrap();
     let info = RunInfo::load(&out).unwrap();

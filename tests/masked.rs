@@ -4,21 +4,10 @@
 //! child process of the binary so the variables reach only it. Bad values are refused.
 
 mod common;
-use std::process::Command;
 
 fn adaresnet(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_adaresnet"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the adaresnet binary runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let (code, text) = common::adaresnet_bin(env, args);
+    (code == Some(0), text)
 }
 
 fn check_all(env: &[(&str, &str)]) {

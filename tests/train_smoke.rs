@@ -4,30 +4,14 @@
 mod common;
 use std::path::PathBuf;
 
-use adaresnet::model::{Preset, ResidualMode, WInit};
+use adaresnet::model::{ResidualMode, WInit};
 use adaresnet::train::{checkpoint::Checkpoint, checkpoint_path, train, TrainConfig};
 
 /// resnet8 on a slice of the shipped MNIST: small enough for lavapipe on two cores.
 fn config(residual: ResidualMode, epochs: usize, train_limit: usize) -> TrainConfig {
     TrainConfig {
-        dataset: "mnist".into(),
-        data: PathBuf::from(adaresnet::data::SHIPPED_MNIST_DIR),
-        preset: Preset::Resnet8,
         residual,
-        optimizer: "adam".into(),
-        lr: 2e-3,
-        momentum: 0.9,
-        weight_decay: 0.0,
-        batch: 32,
-        epochs,
-        seed: 7,
-        augment: false,
-        normalize: false,
-        train_limit,
-        test_limit: 320,
-        fuse_residual_relu: true,
-        bn_momentum: None,
-        test_split: 0.1,
+        ..common::mnist_run(epochs, 7, train_limit, 320)
     }
 }
 

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use adaresnet::gpu::Gpu;
+use adaresnet::model::{Preset, ResidualMode};
+use adaresnet::train::TrainConfig;
 use rand::{Rng, SeedableRng};
 
 /// The GPU every test uses. Without an adapter the test fails, saying how to get one.
@@ -32,4 +34,46 @@ pub fn to_f32(v: &[f64]) -> Vec<f32> {
 
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
+}
+
+/// Runs the `adaresnet` binary with extra environment variables; returns its exit code and
+/// stdout followed by stderr. `XDG_RUNTIME_DIR` keeps Mesa from warning about a missing one.
+pub fn adaresnet_bin(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adaresnet"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("the adaresnet binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// resnet8 (Ada2) with Adam on the shipped MNIST subset, batch 32: the small run several
+/// tests start from and adjust with struct-update syntax.
+pub fn mnist_run(epochs: usize, seed: u64, train_limit: usize, test_limit: usize) -> TrainConfig {
+    TrainConfig {
+        dataset: "mnist".into(),
+        data: adaresnet::data::SHIPPED_MNIST_DIR.into(),
+        preset: Preset::Resnet8,
+        residual: ResidualMode::Ada2,
+        optimizer: "adam".into(),
+        lr: 2e-3,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        batch: 32,
+        epochs,
+        seed,
+        augment: false,
+        normalize: false,
+        train_limit,
+        test_limit,
+        fuse_residual_relu: true,
+        bn_momentum: None,
+        test_split: 0.1,
+    }
 }
