@@ -10,7 +10,11 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 
 /// Exit code 1, exactly one `error:` line, which mentions `needle`, and no panic.
 fn refused(args: &[&str], needle: &str) {
-    let (code, text) = run(args);
+    refused_with(&[], args, needle)
+}
+
+fn refused_with(env: &[(&str, &str)], args: &[&str], needle: &str) {
+    let (code, text) = common::adaresnet_bin(env, args);
     assert_eq!(code, Some(1), "{args:?} exit code:\n{text}");
     assert!(!text.contains("panicked"), "{args:?} panicked:\n{text}");
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
@@ -105,6 +109,51 @@ fn batches_too_large_are_refused_before_any_work() {
     }
 }
 
+/// A plan larger than the memory the run may use is refused before any buffer exists (on a
+/// CPU adapter, which never refuses an allocation, the OS would otherwise kill the run once
+/// the pages are touched). The cap here is `ADARESNET_MAX_MEMORY_MIB`; resnet8 at batch 64
+/// plans about 50 MiB.
+#[test]
+fn plans_over_the_memory_budget_are_refused_before_allocating() {
+    let cap = [("ADARESNET_MAX_MEMORY_MIB", "2")];
+    let o = out_dir("budget");
+    for args in [
+        vec!["check-grads", "--model", "resnet8", "--batch", "64"],
+        vec![
+            "bench",
+            "--models",
+            "resnet8",
+            "--batches",
+            "64",
+            "--steps",
+            "1",
+        ],
+        vec!["profile", "--model", "resnet8", "--batch", "64"],
+        vec![
+            "train",
+            "--batch",
+            "64",
+            "--epochs",
+            "1",
+            "--out",
+            o.as_str(),
+        ],
+    ] {
+        refused_with(&cap, &args, "lower --batch");
+    }
+    assert!(
+        !std::path::Path::new(&o).join("config.json").exists(),
+        "a refused run leaves no config.json for --resume to trust"
+    );
+    for bad in ["nan", "0", "-5", "4GiB"] {
+        refused_with(
+            &[("ADARESNET_MAX_MEMORY_MIB", bad)],
+            &["check-grads", "--model", "resnet8", "--batch", "2"],
+            "ADARESNET_MAX_MEMORY_MIB",
+        );
+    }
+}
+
 #[test]
 fn missing_data_is_refused() {
     let o = out_dir("data");
@@ -140,4 +189,22 @@ fn gpu_errors_become_one_line_errors() {
     });
     let e = gpu.check().unwrap_err().to_string();
     assert!(!e.contains('\n') && e.contains("too big"), "{e}");
+}
+
+/// Without a cap, an adapter that shares system memory (lavapipe here) may plan up to what
+/// the OS reports free, and one with its own memory gets no figure before allocating.
+#[test]
+fn shared_memory_adapters_plan_within_free_system_memory() {
+    let gpu = common::gpu();
+    let budget = adaresnet::gpu::memory::budget(&gpu.info).unwrap();
+    match gpu.info.device_type {
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu => {
+            let (bytes, source) = budget.expect("a shared-memory adapter has a budget");
+            assert!(source.contains("free system memory"), "{source}");
+            let mut sys = sysinfo::System::new();
+            sys.refresh_memory();
+            assert!(bytes > 0 && bytes <= sys.total_memory(), "{bytes} bytes");
+        }
+        _ => assert!(budget.is_none(), "{budget:?}"),
+    }
 }

@@ -49,6 +49,10 @@ pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     }
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
+    // Where the driver reports a memory budget (Vulkan's VK_EXT_memory_budget, DX12), buffer
+    // creation past 95% of it fails as out of memory, which `Gpu::check` reports with the fix,
+    // instead of spilling to system memory or losing the device mid-run.
+    desc.memory_budget_thresholds.for_resource_creation = Some(95);
     wgpu::Instance::new(desc)
 }
 
@@ -263,11 +267,17 @@ pub fn describe(index: usize, adapter: &wgpu::Adapter) -> String {
             }
             (Err(e), _) | (_, Err(e)) => format!("in force here: {e:#}"),
         };
+    let memory = match super::memory::budget(&info) {
+        Ok(Some((b, source))) => format!("plans up to {} MiB ({source})", b >> 20),
+        Ok(None) => "no figure before allocating; the driver's budget applies at buffer creation"
+            .to_string(),
+        Err(e) => format!("{e:#}"),
+    };
     format!(
         "[{index}] {name}\n    backend: {backend:?}  type: {ty:?}  driver: {driver} {dinfo}\n    \
          max storage binding: {sb} MiB  max buffer: {mb} MiB  workgroup storage: {ws} KiB  \
          invocations/workgroup: {inv}  workgroups/dim: {wpd}\n    features: {ts} {tsp} {f16} {sg}\n    \
-         meets the engine's needs: {needs}\n    {in_force}",
+         meets the engine's needs: {needs}\n    {in_force}\n    memory: {memory}",
         name = info.name,
         backend = info.backend,
         ty = info.device_type,

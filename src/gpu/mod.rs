@@ -4,6 +4,7 @@ pub mod choice;
 pub mod device;
 pub mod dispatch;
 pub mod kernels;
+pub mod memory;
 pub mod profiler;
 
 use anyhow::{anyhow, bail, Context, Result};

@@ -69,6 +69,17 @@ impl<'g> GpuExecutor<'g> {
             bail!("a training executor needs a graph with backward nodes (model::build_training)");
         }
         let plan = plan(&graph, gpu.max_binding_bytes())?;
+        // Refuse before allocating what the adapter cannot hold (gpu::memory says how much
+        // is known); the optimizer's state buffers are rounded to quads like every buffer.
+        let state_bytes: u64 = optimizer.as_ref().map_or(0, |o| {
+            let quads: usize = graph
+                .grads
+                .iter()
+                .map(|(p, _)| graph.tensor(*p).len().next_multiple_of(4))
+                .sum();
+            (o.state_tensors() * quads * 4) as u64
+        });
+        crate::gpu::memory::check_fits(&gpu.info, plan.planned_bytes() + state_bytes)?;
         let style = crate::ops::conv2d::kernel_style(gpu)?;
         let slots: Vec<wgpu::Buffer> = plan
             .slot_bytes
