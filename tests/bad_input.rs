@@ -4,10 +4,6 @@
 
 mod common;
 
-fn run(args: &[&str]) -> (Option<i32>, String) {
-    common::adaresnet_bin(&[], args)
-}
-
 /// Exit code 1, exactly one `error:` line, which mentions `needle`, and no panic.
 fn refused(args: &[&str], needle: &str) {
     refused_with(&[], args, needle)
