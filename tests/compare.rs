@@ -89,14 +89,10 @@ fn init_by_name(cfg: &adaresnet::train::TrainConfig) -> (HashMap<String, Vec<f32
 }
 
 /// The indices, labels and pixels of the first two training epochs, batched as `train` does
-/// (shuffled, full batches only).
+/// (shuffled, the last partial batch included).
 fn epochs(cfg: &adaresnet::train::TrainConfig) -> Vec<(Vec<usize>, Vec<u32>, Vec<f32>)> {
     let ds = Arc::new(load_split(cfg, Split::Train, cfg.train_limit).unwrap());
-    let bc = BatchConfig {
-        drop_last: true,
-        ..BatchConfig::new(cfg.batch, cfg.seed)
-    };
-    let b = Batcher::new(ds, bc).unwrap();
+    let b = Batcher::new(ds, BatchConfig::new(cfg.batch, cfg.seed)).unwrap();
     (0..2)
         .flat_map(|e| b.epoch(e).map(|x| (x.indices, x.labels, x.images)))
         .collect()

@@ -22,7 +22,7 @@ fn args(dir: &Path, resume: bool) -> Vec<String> {
         "--model",
         "resnet8",
         "--train-limit",
-        "320",
+        "330",
         "--test-limit",
         "64",
         "--epochs",
@@ -125,8 +125,8 @@ fn kill_9_anywhere_then_resume_is_bit_exact() {
             step >= 3,
             "kill point {k}: the first checkpoint is at step 3"
         );
-        // 10 steps an epoch: other checkpoints are mid-epoch.
-        mid_epoch += !step.is_multiple_of(10) as usize;
+        // 11 steps an epoch (10 full batches and one of 10): others are mid-epoch.
+        mid_epoch += !step.is_multiple_of(11) as usize;
         let (code, text) = finish(start(&dir, true), "resumed run");
         assert_eq!(code, Some(0), "kill point {k} (after step {step}): {text}");
         same_run(

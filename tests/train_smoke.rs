@@ -4,7 +4,7 @@
 mod common;
 use std::path::PathBuf;
 
-use adaresnet::model::{ResidualMode, WInit};
+use adaresnet::model::{Preset, ResidualMode, WInit};
 use adaresnet::train::{checkpoint::Checkpoint, checkpoint_path, train, TrainConfig};
 
 /// resnet8 on a slice of the shipped MNIST: small enough for lavapipe on two cores.
@@ -244,10 +244,113 @@ fn trains_on_cifar10_binary_files() {
     };
     let out = run_dir("cifar-run");
     let s = train(&gpu, &cfg, &out, false, false).unwrap();
-    // 80 training records at batch 32 (last partial batch dropped): two steps.
-    assert_eq!(s.steps, 2);
+    // 80 training records at batch 32: two full steps and one of 16.
+    assert_eq!(s.steps, 3);
     assert!(s.epochs[0].train_loss.is_finite() && s.epochs[0].test_loss.is_finite());
     let info = adaresnet::train::RunInfo::load(&out).unwrap();
     assert_eq!(info.model.input, [3, 32, 32]);
     assert_eq!(info.class_names[0], "airplane");
+}
+
+/// An epoch's last, partial batch runs on an executor that shares the full one's parameters,
+/// optimizer state and memory (`GpuExecutor::at_smaller_batch`). Its step must be exactly the
+/// step of an executor built at that batch from the same state (same kernels, same shapes:
+/// bit-equal), and must land in the full executor's parameters. Presets with different
+/// graphs (the paper's net has conv bias and 1x1 maps late); tails of 1, 7 and 31 images.
+#[test]
+fn partial_last_batch_steps_like_an_executor_built_at_that_batch() {
+    use adaresnet::graph::{gpu_exec::GpuExecutor, init};
+    use adaresnet::model::{build_training, ModelConfig};
+    let gpu = common::gpu();
+    let cfg = common::mnist_run(1, 11, 64, 0);
+    let opt = cfg.optimizer().unwrap();
+    let mut rng = common::rng(5);
+    for preset in [Preset::Resnet8, Preset::Paper] {
+        let model = ModelConfig {
+            preset,
+            residual: ResidualMode::Ada2,
+            classes: 10,
+            input: [1, 28, 28],
+            batch: 32,
+            fuse_residual_relu: true,
+            bn_momentum: None,
+        };
+        let mut full = GpuExecutor::new(&gpu, build_training(&model).unwrap(), Some(opt)).unwrap();
+        for (t, v) in init::initial_values(&full.graph, 3) {
+            full.write(t, &v).unwrap();
+        }
+        let batch = |rng: &mut _, n: usize| {
+            let images = common::to_f32(&common::uniform(rng, n * 28 * 28));
+            let labels: Vec<u32> = (0..n as u32).map(|i| (i * 7 + 3) % 10).collect();
+            (images, labels)
+        };
+        // One full step first, so the optimizer state and step counter are not trivial.
+        let (x, y) = batch(&mut rng, 32);
+        full.set_batch(&x, &y).unwrap();
+        full.train_step().unwrap();
+        full.finish().unwrap();
+        for len in [1, 7, 31] {
+            let at = |b| build_training(&ModelConfig { batch: b, ..model }).unwrap();
+            let mut tail = full.at_smaller_batch(at(len)).unwrap().unwrap_or_else(|| {
+                panic!("{preset} at batch {len}: the graph's structure differs")
+            });
+            let mut alone = GpuExecutor::new(&gpu, at(len), Some(opt)).unwrap();
+            let state = full.export_state().unwrap();
+            let lookup = |name: &str| {
+                Ok(state
+                    .iter()
+                    .find(|t| t.name == name)
+                    .unwrap_or_else(|| panic!("{name} not exported"))
+                    .values
+                    .clone())
+            };
+            alone.import_state(&lookup).unwrap();
+            alone.step = full.step;
+            assert_eq!(tail.step, full.step, "the tail continues the step count");
+            let (x, y) = batch(&mut rng, len);
+            let mut reports = Vec::new();
+            for e in [&mut tail, &mut alone] {
+                e.set_batch(&x, &y).unwrap();
+                e.train_step().unwrap();
+                reports.push(e.finish().unwrap());
+            }
+            assert_eq!(reports[0], reports[1], "{preset} batch {len}: step reports");
+            assert!(reports[0][0].loss.is_finite(), "{preset} batch {len}: loss");
+            full.step = tail.step;
+            let (shared, own) = (full.export_state().unwrap(), alone.export_state().unwrap());
+            assert_eq!(shared.len(), own.len());
+            for (a, b) in shared.iter().zip(&own) {
+                assert_eq!(a.name, b.name);
+                assert!(
+                    a.values
+                        .iter()
+                        .zip(&b.values)
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{preset} batch {len}: {} differs from the executor built at that batch",
+                    a.name
+                );
+            }
+            assert!(
+                shared.iter().zip(&state).any(|(a, b)| a.values != b.values),
+                "{preset} batch {len}: the tail's step moved the full executor's parameters"
+            );
+        }
+    }
+}
+
+/// `train` runs every image of an epoch: 100 images at batch 32 are 4 steps, the last of 4.
+#[test]
+fn train_steps_on_the_partial_last_batch() {
+    let gpu = common::gpu();
+    let out = run_dir("partial");
+    let s = train(&gpu, &common::mnist_run(2, 7, 100, 64), &out, false, false).unwrap();
+    assert_eq!(s.steps, 8, "two epochs of three full batches and one of 4");
+    let weights = std::fs::read_to_string(out.join("weights.csv")).unwrap();
+    assert_eq!(weights.lines().count(), 1 + 8);
+    for m in &s.epochs {
+        // Accuracy counts over all 100 images: a whole number of them.
+        let right = m.train_acc * 100.0;
+        assert!((right - right.round()).abs() < 1e-9, "{m:?}");
+        assert!(m.train_loss.is_finite());
+    }
 }

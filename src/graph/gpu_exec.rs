@@ -80,7 +80,6 @@ impl<'g> GpuExecutor<'g> {
             (o.state_tensors() * quads * 4) as u64
         });
         crate::gpu::memory::check_fits(&gpu.info, plan.planned_bytes() + state_bytes)?;
-        let style = crate::ops::conv2d::kernel_style(gpu)?;
         let slots: Vec<wgpu::Buffer> = plan
             .slot_bytes
             .iter()
@@ -96,6 +95,73 @@ impl<'g> GpuExecutor<'g> {
                 None => gpu.zeros(&t.name, t.len()),
             })
             .collect();
+        Self::assemble(gpu, graph, plan, buffers, optimizer, None)
+    }
+
+    /// An executor of the same model at a smaller batch (`graph`, built like this one's) that
+    /// trains this executor's parameters in this executor's memory: an epoch's last partial
+    /// batch. Every tensor lives in the buffer of its twin here, which the same node order
+    /// makes safe (the twins' lifetimes are the same) and which holds it (batch-sized tensors
+    /// only shrink); parameters, their gradients, BN statistics and the optimizer state are
+    /// shared outright. `None` when the graph's structure differs from this one's.
+    pub fn at_smaller_batch(&self, graph: Graph) -> Result<Option<Self>> {
+        let a = &self.graph;
+        let same = a.differentiated == graph.differentiated
+            && a.tensors.len() == graph.tensors.len()
+            && a.nodes.len() == graph.nodes.len()
+            && a.tensors.iter().zip(&graph.tensors).all(|(x, y)| {
+                x.name == y.name
+                    && x.role == y.role
+                    && (!matches!(x.role, Role::Param | Role::State | Role::ParamGrad)
+                        || x.shape == y.shape)
+            })
+            && a.nodes.iter().zip(&graph.nodes).all(|(x, y)| {
+                x.inputs == y.inputs
+                    && x.outputs == y.outputs
+                    && std::mem::discriminant(&x.op) == std::mem::discriminant(&y.op)
+            })
+            && a.grads == graph.grads
+            && a.residual_weights == graph.residual_weights;
+        if !same {
+            return Ok(None);
+        }
+        let buffers = graph
+            .tensors
+            .iter()
+            .zip(&self.buffers)
+            .map(|(t, b)| {
+                if t.bytes() <= b.size() {
+                    b.clone()
+                } else {
+                    // A scratch that grows as the batch shrinks (more partial sums) gets its
+                    // own buffer: always safe, nothing else uses it.
+                    self.gpu.zeros(&t.name, t.len())
+                }
+            })
+            .collect();
+        let mut exec = Self::assemble(
+            self.gpu,
+            graph,
+            self.plan.clone(),
+            buffers,
+            self.optimizer,
+            Some(&self.optim_state),
+        )?;
+        exec.step = self.step;
+        Ok(Some(exec))
+    }
+
+    /// The programs over `buffers` (one per tensor); the optimizer state is `shared_state`'s
+    /// buffers or new zeroed ones.
+    fn assemble(
+        gpu: &'g Gpu,
+        graph: Graph,
+        plan: Plan,
+        buffers: Vec<wgpu::Buffer>,
+        optimizer: Option<Optimizer>,
+        shared_state: Option<&[Vec<wgpu::Buffer>]>,
+    ) -> Result<Self> {
+        let style = crate::ops::conv2d::kernel_style(gpu)?;
         let buf = |t: TensorId| buffers[t.0].clone();
 
         let forward: Vec<Dispatch> = graph
@@ -131,9 +197,12 @@ impl<'g> GpuExecutor<'g> {
                 for (p, d) in &graph.grads {
                     let t = graph.tensor(*p);
                     let window = optim_window[optim_dispatch.len()];
-                    let state: Vec<wgpu::Buffer> = (0..opt.state_tensors())
-                        .map(|k| gpu.zeros(&format!("{}.opt{k}", t.name), t.len()))
-                        .collect();
+                    let state: Vec<wgpu::Buffer> = match shared_state {
+                        Some(s) => s[optim_dispatch.len()].clone(),
+                        None => (0..opt.state_tensors())
+                            .map(|k| gpu.zeros(&format!("{}.opt{k}", t.name), t.len()))
+                            .collect(),
+                    };
                     let refs: Vec<&wgpu::Buffer> = state.iter().collect();
                     optim_dispatch.push(ds.len());
                     ds.push(

@@ -45,9 +45,12 @@ impl CheckpointEvery {
 pub struct EpochTally {
     /// Batches of this epoch already trained (the resumed run skips them).
     pub batches: usize,
+    /// Sum of each step's mean loss times its images.
     pub loss_sum: f64,
     pub correct: u64,
     pub steps: u64,
+    /// Images in those steps (the last batch of an epoch may be partial).
+    pub images: u64,
     /// Wall time spent on them, for the row's images/s.
     pub seconds: f64,
 }
@@ -62,6 +65,7 @@ impl EpochTally {
         );
         m.insert("epoch_correct".into(), self.correct.to_string());
         m.insert("epoch_steps".into(), self.steps.to_string());
+        m.insert("epoch_images".into(), self.images.to_string());
         m.insert(
             "epoch_seconds".into(),
             format!("{:016x}", self.seconds.to_bits()),
@@ -80,6 +84,7 @@ impl EpochTally {
             loss_sum: bits("epoch_loss_sum")?,
             correct: ck.meta("epoch_correct")?.parse()?,
             steps: ck.meta("epoch_steps")?.parse()?,
+            images: ck.meta("epoch_images")?.parse()?,
             seconds: bits("epoch_seconds")?,
         })
     }

@@ -194,7 +194,6 @@ pub fn model_config(cfg: &TrainConfig, ds: &Dataset) -> ModelConfig {
 pub fn batch_config(cfg: &TrainConfig, stats: Option<ChannelStats>, shuffle: bool) -> BatchConfig {
     BatchConfig {
         shuffle,
-        drop_last: shuffle, // training keeps BN batch statistics over full batches
         normalize: stats,
         augment: (cfg.augment && shuffle).then(Augment::default),
         ..BatchConfig::new(cfg.batch, cfg.seed)
@@ -357,6 +356,9 @@ pub fn train_with(
     )?;
 
     let steps_per_epoch = train_batches.batches_per_epoch();
+    // Built when the first partial batch comes; `Some(None)` where it cannot be (see
+    // `partial_batch_executor`).
+    let mut tail: Option<Option<GpuExecutor>> = None;
     let mut last_w = Vec::new();
     let mut clock = Clock::start();
     for epoch in start_epoch..cfg.epochs {
@@ -364,7 +366,9 @@ pub fn train_with(
         bar.inc(tally.batches as u64);
         let started = Instant::now();
         let prior_seconds = tally.seconds;
+        // `images`: the batch size of the steps reported (all full but an epoch's last).
         let mut take = |reports: Vec<StepReport>,
+                        images: usize,
                         tally: &mut EpochTally,
                         weights_log: &mut CsvLog|
          -> Result<()> {
@@ -378,17 +382,18 @@ pub fn train_with(
                         ckpt.display()
                     );
                 }
-                tally.loss_sum += r.loss as f64;
+                tally.loss_sum += r.loss as f64 * images as f64;
                 tally.correct += r.correct as u64;
                 tally.steps += 1;
+                tally.images += images as u64;
                 let w: Vec<String> = r.w.iter().map(|v| format!("{v:.6}")).collect();
                 weights_log.row(&format!("{},{},{}", r.step, epoch + 1, w.join(",")))?;
                 last_w = r.w;
                 bar.inc(1);
-                let imgs = tally.steps as f64 * cfg.batch as f64;
+                let imgs = tally.images as f64;
                 bar.set_message(format!(
                     "loss {:.4} acc {:.3} {:.0} img/s",
-                    tally.loss_sum / tally.steps as f64,
+                    tally.loss_sum / imgs,
                     tally.correct as f64 / imgs,
                     imgs / (prior_seconds + started.elapsed().as_secs_f64())
                 ));
@@ -396,14 +401,32 @@ pub fn train_with(
             Ok(())
         };
         for batch in train_batches.prefetch(epoch as u64).skip(tally.batches) {
+            if batch.len < cfg.batch {
+                // The epoch's last, partial batch (Keras trains on it too): its own program
+                // over the same parameters and memory, after every full step is reported.
+                take(exec.finish()?, cfg.batch, &mut tally, &mut weights_log)?;
+                let t = match &mut tail {
+                    Some(t) => t,
+                    None => tail.insert(partial_batch_executor(&exec, &model, batch.len)?),
+                };
+                if let Some(t) = t {
+                    t.step = exec.step;
+                    t.set_batch(&batch.images, &batch.labels)?;
+                    t.train_step()?;
+                    take(t.finish()?, batch.len, &mut tally, &mut weights_log)?;
+                    exec.step = t.step;
+                }
+                tally.batches += 1;
+                continue;
+            }
             exec.set_batch(&batch.images, &batch.labels)?;
             let reports = exec.train_step()?;
-            take(reports, &mut tally, &mut weights_log)?;
+            take(reports, cfg.batch, &mut tally, &mut weights_log)?;
             tally.batches += 1;
             let stop = interrupt::interrupted();
             if tally.batches < steps_per_epoch && (stop || every.due(exec.step, clock.since())) {
                 // Every step done is in the tally and weights.csv before the checkpoint says so.
-                take(exec.finish()?, &mut tally, &mut weights_log)?;
+                take(exec.finish()?, cfg.batch, &mut tally, &mut weights_log)?;
                 tally.seconds = prior_seconds + started.elapsed().as_secs_f64();
                 weights_log.flush()?;
                 save_checkpoint(&exec, cfg, epoch, Some(&tally), &ckpt)?;
@@ -414,18 +437,18 @@ pub fn train_with(
                 }
             }
         }
-        take(exec.finish()?, &mut tally, &mut weights_log)?;
+        take(exec.finish()?, cfg.batch, &mut tally, &mut weights_log)?;
         let seconds = prior_seconds + started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let (test_loss, test_acc) = evaluate(&mut exec, &test_batches)?;
-        let seen = tally.steps;
+        let seen = tally.images.max(1) as f64;
         let m = EpochMetrics {
             epoch: epoch + 1,
-            train_loss: tally.loss_sum / seen.max(1) as f64,
-            train_acc: tally.correct as f64 / (seen.max(1) * cfg.batch as u64) as f64,
+            train_loss: tally.loss_sum / seen,
+            train_acc: tally.correct as f64 / seen,
             test_loss,
             test_acc,
-            images_per_sec: (seen * cfg.batch as u64) as f64 / seconds,
+            images_per_sec: tally.images as f64 / seconds,
             seconds,
         };
         if show_progress {
@@ -451,6 +474,28 @@ pub fn train_with(
         steps: exec.step,
         final_w,
     })
+}
+
+/// The executor for an epoch's last batch of `len` images, sharing `exec`'s parameters and
+/// memory; `None`, with a warning, if the model's graph at that batch is not the same graph
+/// (the batch is then skipped, as it was before partial batches were trained).
+fn partial_batch_executor<'g>(
+    exec: &GpuExecutor<'g>,
+    model: &crate::model::ModelConfig,
+    len: usize,
+) -> Result<Option<GpuExecutor<'g>>> {
+    let graph = build_training(&crate::model::ModelConfig {
+        batch: len,
+        ..model.clone()
+    })?;
+    let t = exec.at_smaller_batch(graph)?;
+    if t.is_none() {
+        log::warn!(
+            "the model's graph at batch {len} differs from the one at batch {}: each epoch's last {len} images are skipped",
+            model.batch
+        );
+    }
+    Ok(t)
 }
 
 fn split_w(exec: &GpuExecutor, flat: &[f32]) -> Vec<(String, Vec<f32>)> {
