@@ -536,6 +536,7 @@ fn folder_without_splits_holds_out_a_stratified_test_split() {
         fuse_residual_relu: true,
         bn_momentum: None,
         test_split,
+        lr_schedule: Default::default(),
     };
     assert!(adaresnet::train::holds_out_test_split(&cfg(0, 0.1)).unwrap());
     let split = |seed, frac| {

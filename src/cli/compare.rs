@@ -11,6 +11,7 @@ use super::GpuArgs;
 use crate::gpu::Gpu;
 use crate::model::{Preset, ResidualMode, WInit};
 use crate::train::compare::{compare, ComparePlan, RunStatus};
+use crate::train::schedule::LrSchedule;
 
 /// The flags `train` has, less `--residual`, `--seed` and `--resume` (compare sets those per
 /// run); defaults are `train`'s, which a test checks.
@@ -41,6 +42,9 @@ pub struct CompareArgs {
     pub optimizer: String,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Learning-rate schedule (default: constant; cosine for the demo)
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
     /// SGD momentum
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
@@ -93,6 +97,7 @@ impl CompareArgs {
             w_init: self.w_init,
             optimizer: self.optimizer.clone(),
             lr: self.lr,
+            lr_schedule: self.lr_schedule,
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             batch: self.batch,
@@ -135,12 +140,13 @@ pub fn run(args: CompareArgs) -> Result<()> {
     let b = &plan.base;
     if args.data.is_none() {
         eprintln!(
-            "no --data: comparing on the shipped MNIST subset as a demo ({} images, {} epoch{}, BN momentum {}); \
+            "no --data: comparing on the shipped MNIST subset as a demo ({}, {} epoch{}, BN momentum {}, {} learning rate); \
              pass --data DIR for a full run",
-            b.train_limit,
+            crate::cli::images_text(b.train_limit),
             b.epochs,
             if b.epochs == 1 { "" } else { "s" },
-            b.bn_momentum.unwrap_or(0.99)
+            b.bn_momentum.unwrap_or(0.99),
+            b.lr_schedule.name(),
         );
     }
     let gpu = Gpu::new(&args.gpu.choice())?;

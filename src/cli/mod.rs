@@ -79,6 +79,14 @@ pub fn since_start() -> f64 {
     START.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
 
+/// How a `--train-limit` reads in a message: 0 means every image of the split.
+pub fn images_text(limit: usize) -> String {
+    match limit {
+        0 => "every training image".to_string(),
+        n => format!("{n} training images"),
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(a) => devices::run(a),

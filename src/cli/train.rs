@@ -9,6 +9,7 @@ use super::GpuArgs;
 use crate::gpu::Gpu;
 use crate::model::{Preset, ResidualMode, WInit};
 use crate::train::interrupt::CheckpointEvery;
+use crate::train::schedule::LrSchedule;
 use crate::train::{train_with, TrainConfig};
 
 #[derive(Args, Debug, Clone)]
@@ -37,6 +38,10 @@ pub struct TrainArgs {
     pub optimizer: String,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Learning-rate schedule (default: constant; cosine for the shipped-data demo, so its
+    /// last steps settle)
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
     /// SGD momentum
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
@@ -106,6 +111,11 @@ impl TrainArgs {
             residual: ResidualMode::parse(&self.residual, self.w_init)?,
             optimizer: self.optimizer.clone(),
             lr: self.lr,
+            lr_schedule: self.lr_schedule.unwrap_or(if demo {
+                LrSchedule::Cosine
+            } else {
+                LrSchedule::Constant
+            }),
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             batch: self.batch.unwrap_or(if demo { 64 } else { 32 }),
@@ -127,11 +137,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     cfg.optimizer()?;
     if args.is_demo() {
         eprintln!(
-            "no --data: training on the shipped MNIST subset as a demo ({} images, {} epochs, BN momentum {}); \
+            "no --data: training on the shipped MNIST subset as a demo ({}, {} epochs, BN momentum {}, {} learning rate); \
              pass --data DIR for a full run",
-            cfg.train_limit,
+            crate::cli::images_text(cfg.train_limit),
             cfg.epochs,
-            cfg.bn_momentum.unwrap_or(0.99)
+            cfg.bn_momentum.unwrap_or(0.99),
+            cfg.lr_schedule.name(),
         );
     }
     let gpu = Gpu::new(&args.gpu.choice())?;

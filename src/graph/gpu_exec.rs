@@ -308,6 +308,12 @@ impl<'g> GpuExecutor<'g> {
         Ok(())
     }
 
+    /// The learning rate of the steps from the next one on (no effect without an optimizer):
+    /// the uniforms are written per step, so a schedule costs nothing on the GPU.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.optimizer = self.optimizer.map(|o| o.with_lr(lr));
+    }
+
     /// Records forward, backward and every optimizer update in one encoder and submits it;
     /// returns the reports of earlier steps whose readback has completed.
     pub fn train_step(&mut self) -> Result<Vec<StepReport>> {

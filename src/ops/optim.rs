@@ -185,6 +185,14 @@ impl Optimizer {
         }
     }
 
+    /// The same optimizer at another learning rate (a schedule's rate for the next step).
+    pub fn with_lr(self, lr: f64) -> Self {
+        match self {
+            Optimizer::Sgd(s) => Optimizer::Sgd(Sgd { lr, ..s }),
+            Optimizer::Adam(a) => Optimizer::Adam(Adam { lr, ..a }),
+        }
+    }
+
     pub fn weight_decay(&self) -> f64 {
         match self {
             Optimizer::Sgd(s) => s.weight_decay,

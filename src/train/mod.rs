@@ -8,6 +8,7 @@ pub mod interrupt;
 pub mod logs;
 pub mod plots;
 pub mod report;
+pub mod schedule;
 
 pub use infer::RunInfo;
 
@@ -27,6 +28,7 @@ use crate::ops::optim::{Adam, Optimizer, Sgd};
 use checkpoint::Checkpoint;
 use interrupt::{CheckpointEvery, Clock, EpochTally};
 use logs::{CsvLog, EpochMetrics, METRICS_HEADER};
+use schedule::LrSchedule;
 
 /// Everything that defines a run; saved as `config.json` in the run directory.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -37,6 +39,10 @@ pub struct TrainConfig {
     pub residual: ResidualMode,
     pub optimizer: String,
     pub lr: f64,
+    /// How the rate moves over the run (`--lr-schedule`); older runs' configs lack it and
+    /// were constant.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     pub momentum: f64,
     pub weight_decay: f64,
     pub batch: usize,
@@ -356,6 +362,8 @@ pub fn train_with(
     )?;
 
     let steps_per_epoch = train_batches.batches_per_epoch();
+    let total_steps = (steps_per_epoch * cfg.epochs) as u64;
+    let lr_at = |step: u64| cfg.lr_schedule.lr_at(cfg.lr, step, total_steps);
     // Built when the first partial batch comes; `Some(None)` where it cannot be (see
     // `partial_batch_executor`).
     let mut tail: Option<Option<GpuExecutor>> = None;
@@ -411,6 +419,7 @@ pub fn train_with(
                 };
                 if let Some(t) = t {
                     t.step = exec.step;
+                    t.set_lr(lr_at(t.step + 1));
                     t.set_batch(&batch.images, &batch.labels)?;
                     t.train_step()?;
                     take(t.finish()?, batch.len, &mut tally, &mut weights_log)?;
@@ -419,6 +428,7 @@ pub fn train_with(
                 tally.batches += 1;
                 continue;
             }
+            exec.set_lr(lr_at(exec.step + 1));
             exec.set_batch(&batch.images, &batch.labels)?;
             let reports = exec.train_step()?;
             take(reports, cfg.batch, &mut tally, &mut weights_log)?;

@@ -75,5 +75,6 @@ pub fn mnist_run(epochs: usize, seed: u64, train_limit: usize, test_limit: usize
         fuse_residual_relu: true,
         bn_momentum: None,
         test_split: 0.1,
+        lr_schedule: Default::default(),
     }
 }
