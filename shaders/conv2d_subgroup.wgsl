@@ -53,7 +53,7 @@ struct ConvGemmParams {
     wp_base: u32, // packed weights: first vec4 of this dispatch
     has_bias: u32,
     pairs: u32,   // 1 when M <= 16: see gemm_subgroup
-    pad1: u32,
+    by_row: u32,  // 1: the row-window path for 3x3 taps (gemm_by_row, `by_row` in subgroup.rs)
 }
 
 // dw over a tap window: columns c = (ci, jh, jw) < cin * taps_h * taps_w for the taps
@@ -80,7 +80,7 @@ struct ConvWeightGradParams {
     kw: u32,
     direct: u32,  // 1 (one slice): write dw [Cout, Cin, KH, KW] itself, not the partials
     pairs: u32,   // 1 when Cout <= 16: see conv2d_backward_weight_subgroup
-    pad0: u32,
+    by_row: u32,  // 1: the row-window path (dw_by_row, `subgroup_dw_by_row` in subgroup.rs)
     pad1: u32,
     pad2: u32,
 }
@@ -94,6 +94,7 @@ struct ConvWeightGradParams {
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read> dy4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(8) var<storage, read> src4: array<vec4<f32>>; // src again, as quads (x in dw)
 
 const TM: u32 = 32u; // rows per workgroup: 8 lanes x one vec4 of packed weights each
 const TQ: u32 = 32u; // columns per workgroup: 8 lanes x 4
@@ -229,6 +230,81 @@ fn gather(c: Columns, t: Tap) -> vec4<f32> {
     return b;
 }
 
+// The row-window path (by_row == 1): 3 taps per row at off_w = -1 (every 3x3 same conv and
+// its stride-1 dx), the lane's 4 columns 4 consecutive cells of one grid row, 4-aligned, read
+// at stride 1 from a source whose rows are whole quads. One source row (c, ih) then holds its
+// 3 steps' columns in one aligned vec4 and one value either side: 3 loads, not 12. The
+// steps' vectors are fixed shuffles of those (no selects: on llvmpipe each vec4 select is 4
+// blends, as costly as the loads saved), and the multiply-adds sit under no branch (it runs
+// both sides of every branch with masks).
+struct RowWindow {
+    l: f32,        // iw = b - 1
+    v: vec4<f32>,  // iw = b .. b + 3
+    r: f32,        // iw = b + 4
+}
+
+// Source row r = (c, th) of the reduction at the lane's columns; zero past the last row.
+fn load_row(c: Columns, r: u32) -> RowWindow {
+    var win = RowWindow(0.0, vec4<f32>(0.0), 0.0);
+    let ih = c.ih0.x + i32(r % g.taps_h);
+    let b = c.iw0.x + 1; // the lane's first grid cell, a multiple of 4
+    let live = c.ok.x && r < g.chans * g.taps_h && ih >= 0 && ih < i32(g.h);
+    let start = c.src_base.x + (r / g.taps_h) * g.h * g.w + u32(ih) * g.w + u32(b);
+    let inside = vec4<bool>(live) & (vec4<i32>(b) + vec4<i32>(0, 1, 2, 3) < vec4<i32>(i32(g.w)));
+    if (live) { win.v = select(vec4<f32>(0.0), src4[start / 4u], inside); }
+    if (live && b > 0) { win.l = src[start - 1u]; }
+    if (live && b + 4 < i32(g.w)) { win.r = src[start + 4u]; }
+    return win;
+}
+
+fn tap_left(w: RowWindow) -> vec4<f32> { return vec4<f32>(w.l, w.v.xyz); }
+fn tap_right(w: RowWindow) -> vec4<f32> { return vec4<f32>(w.v.yzw, w.r); }
+
+// M > 16: row by row, its 3 taps in turn.
+fn gemm_by_row(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32) {
+    let ldw4 = g.ldw / 4u;
+    var wk = wk0;
+    for (var r = 0u; r < g.chans * g.taps_h; r = r + 1u) {
+        let win = load_row(c, r);
+        rows32(acc, wp[wk], tap_left(win));
+        rows32(acc, wp[wk + ldw4], win.v);
+        rows32(acc, wp[wk + 2u * ldw4], tap_right(win));
+        wk = wk + 3u * ldw4;
+    }
+}
+
+// M <= 16 (k-pairs): two rows at a time, their 6 steps as 3 pairs, so no pair straddles an
+// iteration; an odd last row's 3 steps make 2 pairs, the last with a zero partner (a row
+// past the end loads as zeros).
+fn gemm_by_row_pairs(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32) {
+    let ldw4 = g.ldw / 4u;
+    let rows = g.chans * g.taps_h;
+    var wk = wk0;
+    var r = 0u;
+    for (; r + 1u < rows; r = r + 2u) {
+        let w0 = load_row(c, r);
+        let w1 = load_row(c, r + 1u);
+        let a0 = wp[wk];
+        rows16_even(acc, a0, tap_left(w0));
+        rows16_odd(acc, a0, w0.v);
+        let a1 = wp[wk + ldw4];
+        rows16_even(acc, a1, tap_right(w0));
+        rows16_odd(acc, a1, tap_left(w1));
+        let a2 = wp[wk + 2u * ldw4];
+        rows16_even(acc, a2, w1.v);
+        rows16_odd(acc, a2, tap_right(w1));
+        wk = wk + 3u * ldw4;
+    }
+    // An odd row count's last row (a loop of zero or one pass, never a branch around FMAs).
+    for (; r < rows; r = r + 1u) {
+        let w0 = load_row(c, r);
+        let a0 = wp[wk];
+        rows16_even(acc, a0, tap_left(w0));
+        rows16_odd(acc, a0, w0.v);
+        rows16_even(acc, wp[wk + ldw4], tap_right(w0));
+    }
+}
+
 // Workgroup (x: column tile, folded into z past 65535; y: row tile); one subgroup. A layer
 // with M <= 16 would leave half of each 32-row vec4 of packed weights idle, so there the
 // weights are packed in k-pairs (rows 0-15 of step k, then of step k + 1) and each load
@@ -243,7 +319,12 @@ fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) {
     var t = Tap(0u, 0u, 0u);
     var wk = g.wp_base + m0 / 4u + lane;
     let kdim = g.chans * g.taps_h * g.taps_w;
-    if (g.pairs == 1u) {
+    if (g.by_row == 1u && g.pairs == 1u) {
+        gemm_by_row_pairs(&acc, c, wk);
+        fold_pairs(&acc);
+    } else if (g.by_row == 1u) {
+        gemm_by_row(&acc, c, wk);
+    } else if (g.pairs == 1u) {
         for (var k = 0u; k < kdim; k = k + 2u) {
             let a = wp[wk];
             let b0 = gather(c, t);
@@ -457,10 +538,101 @@ fn store_dw_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, out_
     store_dw_row(m0 + 4u * j + 3u, (*acc)[4u * j + 3u], out_row0, c0, kc);
 }
 
+// dw's row-window path (by_row == 1: 3 taps along w from one cell left, stride 1 there, x
+// and dy rows of whole quads): lane l's column quad is row rq = 8 wid.x + l of (ci, jh), its
+// columns the 3 taps jw (window column 3 rq + jw) and an idle fourth. 4 aligned positions
+// ow .. ow + 3 of one output row then read x[ci, ih, ow - 1 .. ow + 4]: a vec4 and a value
+// either side, 3 loads instead of 16, for a quarter of the multiply-adds idle.
+fn x_window(rq: u32, c: Cursor, live: bool, chw: u32) -> Cols4 {
+    let ih = i32(c.oh * q.sh + q.first_h + rq % q.taps_h) - i32(q.pad_top);
+    let ok = live && rq < q.cin * q.taps_h && ih >= 0 && ih < i32(q.h);
+    let start = c.n * chw + (rq / q.taps_h) * q.h * q.w + u32(ih) * q.w + c.ow;
+    let inside = vec4<bool>(ok) & (vec4<u32>(c.ow) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(q.w));
+    var v = vec4<f32>(0.0);
+    var l = 0.0;
+    var r = 0.0;
+    if (ok) { v = select(vec4<f32>(0.0), src4[start / 4u], inside); }
+    if (ok && c.ow > 0u) { l = src[start - 1u]; }
+    if (ok && c.ow + 4u < q.w) { r = src[start + 4u]; }
+    return Cols4(vec4<f32>(l, v.x, v.y, 0.0), vec4<f32>(v.xyz, 0.0), vec4<f32>(v.yzw, 0.0),
+                 vec4<f32>(v.zw, r, 0.0));
+}
+
+fn store_dw3_row(row: u32, v: vec4<f32>, out_row0: u32, rq: u32, kc: u32) {
+    if (row >= q.cout || rq >= q.cin * q.taps_h) { return; }
+    partials[dw_index(out_row0, row, 3u * rq, kc)] = v.x;
+    partials[dw_index(out_row0, row, 3u * rq + 1u, kc)] = v.y;
+    partials[dw_index(out_row0, row, 3u * rq + 2u, kc)] = v.z;
+}
+
+fn store_dw3_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, out_row0: u32, rq: u32, kc: u32) {
+    store_dw3_row(m0 + 4u * j, (*acc)[4u * j], out_row0, rq, kc);
+    store_dw3_row(m0 + 4u * j + 1u, (*acc)[4u * j + 1u], out_row0, rq, kc);
+    store_dw3_row(m0 + 4u * j + 2u, (*acc)[4u * j + 2u], out_row0, rq, kc);
+    store_dw3_row(m0 + 4u * j + 3u, (*acc)[4u * j + 3u], out_row0, rq, kc);
+}
+
+// The loop of conv2d_backward_weight_subgroup with x_window for `gathers` (a copy: a branch
+// between the two inside the loop would run both on llvmpipe). Every group of 4 positions is
+// live or not as a whole: OH * OW and the slices' spans are multiples of 4.
+fn dw_by_row(wid: vec3<u32>, lane: u32) {
+    let kc = q.cin * q.taps_h * q.taps_w;
+    let rq = wid.x * 8u + lane;
+    let m0 = wid.y * TM;
+    let ohw = q.oh * q.ow;
+    let chw = q.cin * q.h * q.w;
+    let p_begin = wid.z * q.span;
+    let p_end = min(p_begin + q.span, q.batch * ohw);
+    var rows: vec4<u32>;
+    rows.x = min(m0 + lane, q.cout - 1u) * ohw;
+    rows.y = min(m0 + 8u + lane, q.cout - 1u) * ohw;
+    rows.z = min(m0 + 16u + lane, q.cout - 1u) * ohw;
+    rows.w = min(m0 + 24u + lane, q.cout - 1u) * ohw;
+    let o0 = p_begin % ohw;
+    var c = Cursor(p_begin / ohw, o0, o0 / q.ow, o0 % q.ow);
+    var acc: array<vec4<f32>, 32>;
+    let pairs = q.pairs == 1u;
+    let step = select(4u, 8u, pairs);
+    for (var p = p_begin; p < p_end; p = p + step) {
+        let ga = group_at(c, p, p_end);
+        var gb = ga;
+        if (pairs) { gb = group_at(advance(ga.c3), p + 4u, p_end); }
+        let lo = dy_rows(ga, rows.x, rows.y, true);
+        var hi: Rows2;
+        if (pairs) {
+            hi = dy_rows(gb, rows.x, rows.y, true);
+        } else {
+            hi = dy_rows(ga, rows.z, rows.w, true);
+        }
+        let ba = x_window(rq, ga.c0, ga.live.x, chw);
+        var bb = ba;
+        if (pairs) { bb = x_window(rq, gb.c0, gb.live.x, chw); }
+        dw_rows8(&acc, 0u, lo.a, ba.b0, ba.b1, ba.b2, ba.b3);
+        dw_rows8(&acc, 1u, lo.b, ba.b0, ba.b1, ba.b2, ba.b3);
+        dw_rows8(&acc, 2u, hi.a, bb.b0, bb.b1, bb.b2, bb.b3);
+        dw_rows8(&acc, 3u, hi.b, bb.b0, bb.b1, bb.b2, bb.b3);
+        c = advance(gb.c3);
+    }
+    if (pairs) { fold_pairs(&acc); }
+    let out_row0 = wid.z * q.cout * kc;
+    store_dw3_quad(&acc, 0u, m0, out_row0, rq, kc);
+    store_dw3_quad(&acc, 1u, m0, out_row0, rq, kc);
+    store_dw3_quad(&acc, 2u, m0, out_row0, rq, kc);
+    store_dw3_quad(&acc, 3u, m0, out_row0, rq, kc);
+    store_dw3_quad(&acc, 4u, m0, out_row0, rq, kc);
+    store_dw3_quad(&acc, 5u, m0, out_row0, rq, kc);
+    store_dw3_quad(&acc, 6u, m0, out_row0, rq, kc);
+    store_dw3_quad(&acc, 7u, m0, out_row0, rq, kc);
+}
+
 // Workgroup (x: column tile, y: row tile, z: slice of positions); one subgroup.
 @compute @workgroup_size(8)
 fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
                                    @builtin(subgroup_invocation_id) lane: u32) {
+    if (q.by_row == 1u) {
+        dw_by_row(wid, lane);
+        return;
+    }
     let kc = q.cin * q.taps_h * q.taps_w;
     let c0 = wid.x * TQ + 4u * lane;
     let m0 = wid.y * TM;

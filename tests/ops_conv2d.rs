@@ -93,6 +93,14 @@ fn awkward_shapes() -> Vec<Conv2dShape> {
         same([5, 33, 1, 1], 64, 3, 1, false),
         // 64-channel 8x8: whole 32x32 tiles, dw split into slices of 4-aligned positions.
         same([32, 64, 8, 8], 64, 3, 1, false),
+        // The subgroup GEMM's row-window path (3x3 same, rows of whole quads): 8-wide rows
+        // (the window's left and right values both inside and off the image) with an odd
+        // row count in k-pairs (3 x 3), 4-wide rows whose right value is always padding;
+        // beside them, 4-aligned rows it does not take: 1x1, and dx phases of 2 and 1 taps.
+        same([2, 3, 8, 8], 16, 3, 1, true),
+        same([2, 40, 4, 4], 36, 3, 1, true),
+        valid([2, 6, 8, 12], 20, 1, 1, false),
+        same([3, 5, 12, 8], 40, 3, 2, false),
     ]
 }
 
@@ -107,9 +115,19 @@ fn conv2d_subgroup_matches_reference() {
         "this adapter has no subgroups of 8 or more: the subgroup kernels cannot be tested on it"
     );
     let mut split = false;
+    // (row-window path, k-pairs, odd step count) of every forward and dx GEMM run.
+    let mut paths = std::collections::BTreeSet::new();
+    // (dw's row-window path, k-pairs, split-K) of every weight gradient run.
+    let mut dw_paths = std::collections::BTreeSet::new();
     for (i, s) in awkward_shapes().iter().enumerate() {
         let s = s.with_style(adaresnet::gpu::KernelStyle::Subgroup);
         let g = s.geometry();
+        let fwd = s.subgroup_forward();
+        for (c, src_w) in std::iter::once((fwd, s.w))
+            .chain(s.subgroup_backward_input().into_iter().map(|c| (c, g.ow)))
+        {
+            paths.insert((c.by_row(src_w), c.rows <= 16, c.reduction() % 2 == 1));
+        }
         assert_eq!(
             [
                 g.forward.tiling,
@@ -119,9 +137,38 @@ fn conv2d_subgroup_matches_reference() {
             [Tiling::Subgroup; 3]
         );
         split |= s.subgroup_dw_split().0 > 1;
+        dw_paths.insert((
+            s.subgroup_dw_by_row(),
+            s.cout <= 16,
+            s.subgroup_dw_split().0 > 1,
+        ));
         check_conv2d(&gpu, &s, 500 + i as u64).unwrap().assert_ok();
     }
     assert!(split, "a subgroup weight gradient must run split-K");
+    for want in [
+        (true, true, true),
+        (true, true, false),
+        (true, false, false),
+        (false, true, true),
+        (false, false, false),
+    ] {
+        assert!(
+            paths.contains(&want),
+            "no GEMM ran as (row window, k-pairs, odd steps) = {want:?}: {paths:?}"
+        );
+    }
+    for want in [(true, true), (true, false), (false, true), (false, false)] {
+        assert!(
+            dw_paths.iter().any(|&(r, p, _)| (r, p) == want),
+            "no dw ran as (row window, k-pairs) = {want:?}: {dw_paths:?}"
+        );
+    }
+    for split in [true, false] {
+        assert!(
+            dw_paths.iter().any(|&(r, _, s)| r && s == split),
+            "no row-window dw ran with split-K {split}: {dw_paths:?}"
+        );
+    }
     // Folded grids: every GEMM's column tiles fold into z in twos.
     for (i, s) in [
         same([2, 3, 24, 20], 5, 3, 2, true),

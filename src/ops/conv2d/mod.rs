@@ -75,7 +75,7 @@ pub const UNIFORMS: &[crate::ops::Uniform] = &[
         ConvGemmParams,
         [
             batch, chans, h, w, rows, gh, gw, sh, sw, off_h, off_w, taps_h, taps_w, out_h, out_w,
-            out_sh, out_sw, out_h0, out_w0, ldw, wp_base, has_bias, pairs, pad1
+            out_sh, out_sw, out_h0, out_w0, ldw, wp_base, has_bias, pairs, by_row
         ]
     ),
     crate::uniform!(
@@ -83,7 +83,7 @@ pub const UNIFORMS: &[crate::ops::Uniform] = &[
         ConvWeightGradParams,
         [
             batch, cin, h, w, cout, oh, ow, sh, sw, pad_top, pad_left, first_h, first_w, taps_h,
-            taps_w, span, splits, kh, kw, direct, pairs, pad0, pad1, pad2
+            taps_w, span, splits, kh, kw, direct, pairs, by_row, pad1, pad2
         ]
     ),
 ];

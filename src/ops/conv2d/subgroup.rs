@@ -43,7 +43,7 @@ pub struct ConvGemmParams {
     pub wp_base: u32,
     pub has_bias: u32,
     pub pairs: u32,
-    pub pad1: u32,
+    pub by_row: u32,
 }
 
 #[repr(C)]
@@ -70,7 +70,7 @@ pub struct ConvWeightGradParams {
     pub kw: u32,
     pub direct: u32,
     pub pairs: u32,
-    pub pad0: u32,
+    pub by_row: u32,
     pub pad1: u32,
     pub pad2: u32,
 }
@@ -154,6 +154,19 @@ pub fn kpack(rows: usize) -> usize {
 }
 
 impl Correlation {
+    /// Whether its GEMM takes the row-window path (`gemm_by_row` in conv2d_subgroup.wgsl) over
+    /// a source `src_w` wide: 3 taps per row from one cell left of the column on (3x3 same
+    /// convs and their stride-1 dx), each lane's 4 columns 4 aligned cells of one grid row (the
+    /// grid's width a multiple of 4), read at stride 1 from source rows of whole quads.
+    pub fn by_row(&self, src_w: usize) -> bool {
+        let w = &self.w;
+        w.stride == 1
+            && src_w.is_multiple_of(4)
+            && w.grid.is_multiple_of(4)
+            && w.off == -1
+            && w.taps == 3
+    }
+
     pub fn reduction(&self) -> usize {
         self.chans * self.h.taps * self.w.taps
     }
@@ -241,11 +254,34 @@ impl Conv2dShape {
     }
 
     /// dw's split-K as (slices, positions per slice).
+    /// Whether dw takes the row-window path (`dw_by_row` in conv2d_subgroup.wgsl): 3 taps
+    /// along w from one cell left of each position (3x3 same convs), stride 1 there, and
+    /// rows of whole quads in x and dy.
+    pub fn subgroup_dw_by_row(&self) -> bool {
+        let g = self.geometry();
+        let (first_w, taps_w) = g.window[1];
+        self.sw == 1
+            && taps_w == 3
+            && first_w as isize - self.pad.left as isize == -1
+            && self.w.is_multiple_of(4)
+            && g.ow.is_multiple_of(4)
+    }
+
+    /// dw's column tiles: 32 window columns each, or on the row-window path 8 rows (ci, jh)
+    /// of 3 taps each.
+    pub fn subgroup_dw_column_tiles(&self) -> usize {
+        let g = self.geometry();
+        if self.subgroup_dw_by_row() {
+            (self.cin * g.window[0].1).div_ceil(TILE / 4)
+        } else {
+            (self.cin * g.window[0].1 * g.window[1].1).div_ceil(TILE)
+        }
+    }
+
     pub fn subgroup_dw_split(&self) -> (usize, usize) {
         let g = self.geometry();
-        let kc = self.cin * g.window[0].1 * g.window[1].1;
         dw_split(
-            kc.div_ceil(TILE) * self.cout.div_ceil(TILE),
+            self.subgroup_dw_column_tiles() * self.cout.div_ceil(TILE),
             g.positions,
             4 * kpack(self.cout),
         )
@@ -273,17 +309,19 @@ impl Conv2dShape {
     /// The largest workgroup count any `_subgroup` launch of this shape needs in one
     /// dimension (checked against the limit by `validate`).
     pub fn subgroup_max_groups(&self) -> usize {
-        let g = self.geometry();
         let gemm = |c: &Correlation| {
             let [x, y, z] = gemm_groups(c, self);
             x.max(y).max(z) as usize
         };
-        let kc = self.cin * g.window[0].1 * g.window[1].1;
         let (splits, _) = self.subgroup_dw_split();
         self.subgroup_backward_input()
             .iter()
             .map(gemm)
-            .chain([gemm(&self.subgroup_forward()), kc.div_ceil(TILE), splits])
+            .chain([
+                gemm(&self.subgroup_forward()),
+                self.subgroup_dw_column_tiles(),
+                splits,
+            ])
             .max()
             .unwrap_or(0)
     }
@@ -403,7 +441,7 @@ fn gemm(
         wp_base: (c.pack_base / 4) as u32,
         has_bias: bias.is_some() as u32,
         pairs: (kpack(c.rows) == 2) as u32,
-        pad1: 0,
+        by_row: c.by_row(src_hw.1) as u32,
     };
     // The bias binding always exists; without one the packed weights stand in, never read.
     Dispatch::new(entry, &params, gemm_groups(c, s))
@@ -411,6 +449,7 @@ fn gemm(
         .bind(2, packed)
         .bind(3, bias.unwrap_or(packed))
         .bind(4, out)
+        .bind(8, src)
         .cost(cost.flops, cost.bytes)
 }
 
@@ -536,7 +575,7 @@ pub fn backward_weight(
         kw: s.kw as u32,
         direct: (splits == 1) as u32,
         pairs: (kpack(s.cout) == 2) as u32,
-        pad0: 0,
+        by_row: s.subgroup_dw_by_row() as u32,
         pad1: 0,
         pad2: 0,
     };
@@ -546,12 +585,13 @@ pub fn backward_weight(
         "conv2d_backward_weight_subgroup",
         &params,
         [
-            kc.div_ceil(TILE).max(1) as u32,
+            s.subgroup_dw_column_tiles().max(1) as u32,
             s.cout.div_ceil(TILE) as u32,
             splits as u32,
         ],
     )
     .bind(1, x)
+    .bind(8, x)
     .bind(5, dy)
     .bind(6, dy)
     .bind(7, target)
