@@ -5,26 +5,15 @@
 //! test_batch.bin (clamped), then batches.meta.txt.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
 
 use adaresnet::data::{cifar, Split};
 use libfuzzer_sys::fuzz_target;
 
-fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("adaresnet-fuzz-cifar-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else { return };
-    let Some((len, rest)) = rest.split_first_chunk::<4>() else { return };
-    let (batch, meta) = rest.split_at((u32::from_le_bytes(*len) as usize).min(rest.len()));
-    let base = dir();
+    let Some((batch, meta)) = common::length_prefixed(rest) else { return };
+    let base = common::scratch("cifar");
     let nested = base.join("cifar-10-batches-bin");
     let files = if flags & 2 != 0 {
         std::fs::create_dir_all(&nested).unwrap();

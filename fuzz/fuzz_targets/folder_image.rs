@@ -4,21 +4,11 @@
 //! Input: an options byte (bit 0: gray, bits 1-2: output size, bits 3-5: filter), then the file.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
 
 use adaresnet::data::{folder, ColorMode, FolderOptions, Split};
 use image::imageops::FilterType;
 use libfuzzer_sys::fuzz_target;
-
-fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("adaresnet-fuzz-folder-{}", std::process::id()));
-        std::fs::create_dir_all(d.join("class")).unwrap();
-        d
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&o, file)) = data.split_first() else { return };
@@ -36,7 +26,8 @@ fuzz_target!(|data: &[u8]| {
         width,
         filter: filters[(o as usize >> 3) % filters.len()],
     };
-    let d = dir();
+    let d = common::scratch("folder");
+    std::fs::create_dir_all(d.join("class")).unwrap();
     std::fs::write(d.join("class/img.png"), file).unwrap();
     let _ = folder::load(d, Split::Train, &opts);
 });
