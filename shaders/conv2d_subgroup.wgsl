@@ -11,10 +11,10 @@
 // multiply-adds. `acc` is only ever indexed by constants (after inlining), so it stays in
 // registers; a loop over it would move it to memory.
 //
-//   conv2d_forward_subgroup   out[m, q] = sum_k wp[k, m] * im2col(src)[k, q] with src = x
-//   conv2d_backward_input_subgroup
-//                             the same correlation per stride phase of dx, over src = dy with
-//                             the weights packed flipped and transposed (src/ops/conv2d.rs)
+//   conv2d_gemm_subgroup      out[m, q] = sum_k wp[k, m] * im2col(src)[k, q]: the forward
+//                             pass with src = x, and dx's correlation per stride phase over
+//                             src = dy with the weights packed flipped and transposed
+//                             (src/ops/conv2d/subgroup.rs)
 //   conv2d_backward_weight_subgroup
 //                             dw_partials[s, co, c] = sum over slice s of positions p of
 //                             dy[co, p] * im2col(x)[c, p], c over the tap window only (or,
@@ -22,6 +22,16 @@
 //                             window get no gradient and are never written: zero in every
 //                             buffer the engine allocates, as nothing else writes a weight
 //                             gradient. On the paper's 1x1 maps that is 8 of 9 taps.
+//   conv2d_backward_weight_rows_subgroup
+//                             the same for 3x3 same convs, reading x a row window at a time
+//
+// Compile time matters as much as run time here: lavapipe compiles each pipeline with LLVM
+// at its first dispatch (1-4 s each for kernels this size, most of a cold start), and LLVM's
+// time grows faster than the code. So every multiply-add block and every store sequence
+// appears once in each entry point: loops whose bounds are uniforms (which the compiler
+// cannot unroll) walk the taps and store the accumulators quad by quad, shifting the next
+// quad to the front, and dw's two paths are separate entry points (one was 3.9 s to compile,
+// the two 0.8 + 0.4 s).
 //
 // Every kernel writes its outputs (never accumulates), uses no atomics and sums in a fixed
 // order, so results are bit-identical run to run.
@@ -80,7 +90,7 @@ struct ConvWeightGradParams {
     kw: u32,
     direct: u32,  // 1 (one slice): write dw [Cout, Cin, KH, KW] itself, not the partials
     pairs: u32,   // 1 when Cout <= 16: see conv2d_backward_weight_subgroup
-    by_row: u32,  // 1: the row-window path (dw_by_row, `subgroup_dw_by_row` in subgroup.rs)
+    pad0: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -147,6 +157,17 @@ fn fold_pairs(acc: ptr<function, array<vec4<f32>, 32>>) {
     fold_quad(acc, 1u);
     fold_quad(acc, 2u);
     fold_quad(acc, 3u);
+}
+
+// acc[i] = acc[i + 4]: the next quad of rows moves to the front (constant indices only).
+fn shift_quad(acc: ptr<function, array<vec4<f32>, 32>>) {
+    (*acc)[0] = (*acc)[4]; (*acc)[1] = (*acc)[5]; (*acc)[2] = (*acc)[6]; (*acc)[3] = (*acc)[7];
+    (*acc)[4] = (*acc)[8]; (*acc)[5] = (*acc)[9]; (*acc)[6] = (*acc)[10]; (*acc)[7] = (*acc)[11];
+    (*acc)[8] = (*acc)[12]; (*acc)[9] = (*acc)[13]; (*acc)[10] = (*acc)[14]; (*acc)[11] = (*acc)[15];
+    (*acc)[12] = (*acc)[16]; (*acc)[13] = (*acc)[17]; (*acc)[14] = (*acc)[18]; (*acc)[15] = (*acc)[19];
+    (*acc)[16] = (*acc)[20]; (*acc)[17] = (*acc)[21]; (*acc)[18] = (*acc)[22]; (*acc)[19] = (*acc)[23];
+    (*acc)[20] = (*acc)[24]; (*acc)[21] = (*acc)[25]; (*acc)[22] = (*acc)[26]; (*acc)[23] = (*acc)[27];
+    (*acc)[24] = (*acc)[28]; (*acc)[25] = (*acc)[29]; (*acc)[26] = (*acc)[30]; (*acc)[27] = (*acc)[31];
 }
 
 // ---- forward and dx ----
@@ -260,16 +281,20 @@ fn load_row(c: Columns, r: u32) -> RowWindow {
 fn tap_left(w: RowWindow) -> vec4<f32> { return vec4<f32>(w.l, w.v.xyz); }
 fn tap_right(w: RowWindow) -> vec4<f32> { return vec4<f32>(w.v.yzw, w.r); }
 
-// M > 16: row by row, its 3 taps in turn.
+// M > 16: row by row, its 3 taps in turn (a loop to taps_w, not 3 unrolled copies of the
+// 128 multiply-adds: the selects cost 2 blends per 128 of them).
 fn gemm_by_row(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32) {
     let ldw4 = g.ldw / 4u;
     var wk = wk0;
     for (var r = 0u; r < g.chans * g.taps_h; r = r + 1u) {
         let win = load_row(c, r);
-        rows32(acc, wp[wk], tap_left(win));
-        rows32(acc, wp[wk + ldw4], win.v);
-        rows32(acc, wp[wk + 2u * ldw4], tap_right(win));
-        wk = wk + 3u * ldw4;
+        let left = tap_left(win);
+        let right = tap_right(win);
+        for (var t = 0u; t < g.taps_w; t = t + 1u) {
+            let b = select(select(right, win.v, t == 1u), left, t == 0u);
+            rows32(acc, wp[wk], b);
+            wk = wk + ldw4;
+        }
     }
 }
 
@@ -280,28 +305,20 @@ fn gemm_by_row_pairs(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: 
     let ldw4 = g.ldw / 4u;
     let rows = g.chans * g.taps_h;
     var wk = wk0;
-    var r = 0u;
-    for (; r + 1u < rows; r = r + 2u) {
+    for (var r = 0u; r < rows; r = r + 2u) {
         let w0 = load_row(c, r);
         let w1 = load_row(c, r + 1u);
-        let a0 = wp[wk];
-        rows16_even(acc, a0, tap_left(w0));
-        rows16_odd(acc, a0, w0.v);
-        let a1 = wp[wk + ldw4];
-        rows16_even(acc, a1, tap_right(w0));
-        rows16_odd(acc, a1, tap_left(w1));
-        let a2 = wp[wk + 2u * ldw4];
-        rows16_even(acc, a2, w1.v);
-        rows16_odd(acc, a2, tap_right(w1));
-        wk = wk + 3u * ldw4;
-    }
-    // An odd row count's last row (a loop of zero or one pass, never a branch around FMAs).
-    for (; r < rows; r = r + 1u) {
-        let w0 = load_row(c, r);
-        let a0 = wp[wk];
-        rows16_even(acc, a0, tap_left(w0));
-        rows16_odd(acc, a0, w0.v);
-        rows16_even(acc, wp[wk + ldw4], tap_right(w0));
+        // Steps L0 V0 R0 L1 V1 R1 as pairs (L0, V0), (R0, L1), (V1, R1); an odd last row
+        // stops after its 3 steps' 2 pairs.
+        let steps = select(3u, 2u, r + 1u == rows);
+        for (var j = 0u; j < steps; j = j + 1u) {
+            let even = select(select(w1.v, tap_right(w0), j == 1u), tap_left(w0), j == 0u);
+            let odd = select(select(tap_right(w1), tap_left(w1), j == 1u), w0.v, j == 0u);
+            let a = wp[wk];
+            rows16_even(acc, a, even);
+            rows16_odd(acc, a, odd);
+            wk = wk + ldw4;
+        }
     }
 }
 
@@ -344,27 +361,19 @@ fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) {
             t = next_tap(t);
         }
     }
-    store_gemm_quad(&acc, 0u, m0, c);
-    store_gemm_quad(&acc, 1u, m0, c);
-    store_gemm_quad(&acc, 2u, m0, c);
-    store_gemm_quad(&acc, 3u, m0, c);
-    store_gemm_quad(&acc, 4u, m0, c);
-    store_gemm_quad(&acc, 5u, m0, c);
-    store_gemm_quad(&acc, 6u, m0, c);
-    store_gemm_quad(&acc, 7u, m0, c);
+    // Quad by quad, shifting the next one into acc[0..3]: one copy of the stores, not eight.
+    for (var m = m0; m < min(m0 + TM, g.rows); m = m + 4u) {
+        store_gemm_quad(&acc, 0u, m, c);
+        shift_quad(&acc);
+    }
 }
 
-// y = conv(x, w) (+ bias): src = x, rows = Cout, the tap window of each axis.
+// y = conv(x, w) (+ bias): src = x, rows = Cout, the tap window of each axis; and dx for one
+// stride phase: src = dy, rows = Cin, the phase's taps flipped (a correlation). One entry
+// point for both, so the driver compiles the code once.
 @compute @workgroup_size(8)
-fn conv2d_forward_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                           @builtin(subgroup_invocation_id) lane: u32) {
-    gemm_subgroup(wid, nwg, lane);
-}
-
-// dx for one stride phase: src = dy, rows = Cin, the phase's taps flipped (a correlation).
-@compute @workgroup_size(8)
-fn conv2d_backward_input_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                                  @builtin(subgroup_invocation_id) lane: u32) {
+fn conv2d_gemm_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(subgroup_invocation_id) lane: u32) {
     gemm_subgroup(wid, nwg, lane);
 }
 
@@ -538,8 +547,8 @@ fn store_dw_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, out_
     store_dw_row(m0 + 4u * j + 3u, (*acc)[4u * j + 3u], out_row0, c0, kc);
 }
 
-// dw's row-window path (by_row == 1: 3 taps along w from one cell left, stride 1 there, x
-// and dy rows of whole quads): lane l's column quad is row rq = 8 wid.x + l of (ci, jh), its
+// dw's row-window path (`subgroup_dw_by_row` in subgroup.rs: 3 taps along w from one cell
+// left, stride 1 there, x and dy rows of whole quads): lane l's column quad is row rq = 8 wid.x + l of (ci, jh), its
 // columns the 3 taps jw (window column 3 rq + jw) and an idle fourth. 4 aligned positions
 // ow .. ow + 3 of one output row then read x[ci, ih, ow - 1 .. ow + 4]: a vec4 and a value
 // either side, 3 loads instead of 16, for a quarter of the multiply-adds idle.
@@ -573,9 +582,12 @@ fn store_dw3_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, out
 }
 
 // The loop of conv2d_backward_weight_subgroup with x_window for `gathers` (a copy: a branch
-// between the two inside the loop would run both on llvmpipe). Every group of 4 positions is
+// between the two inside the loop would run both on llvmpipe, and one entry point holding
+// both compiles slower than two). Every group of 4 positions is
 // live or not as a whole: OH * OW and the slices' spans are multiples of 4.
-fn dw_by_row(wid: vec3<u32>, lane: u32) {
+@compute @workgroup_size(8)
+fn conv2d_backward_weight_rows_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
+                                        @builtin(subgroup_invocation_id) lane: u32) {
     let kc = q.cin * q.taps_h * q.taps_w;
     let rq = wid.x * 8u + lane;
     let m0 = wid.y * TM;
@@ -615,24 +627,16 @@ fn dw_by_row(wid: vec3<u32>, lane: u32) {
     }
     if (pairs) { fold_pairs(&acc); }
     let out_row0 = wid.z * q.cout * kc;
-    store_dw3_quad(&acc, 0u, m0, out_row0, rq, kc);
-    store_dw3_quad(&acc, 1u, m0, out_row0, rq, kc);
-    store_dw3_quad(&acc, 2u, m0, out_row0, rq, kc);
-    store_dw3_quad(&acc, 3u, m0, out_row0, rq, kc);
-    store_dw3_quad(&acc, 4u, m0, out_row0, rq, kc);
-    store_dw3_quad(&acc, 5u, m0, out_row0, rq, kc);
-    store_dw3_quad(&acc, 6u, m0, out_row0, rq, kc);
-    store_dw3_quad(&acc, 7u, m0, out_row0, rq, kc);
+    for (var m = m0; m < min(m0 + TM, q.cout); m = m + 4u) {
+        store_dw3_quad(&acc, 0u, m, out_row0, rq, kc);
+        shift_quad(&acc);
+    }
 }
 
 // Workgroup (x: column tile, y: row tile, z: slice of positions); one subgroup.
 @compute @workgroup_size(8)
 fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
                                    @builtin(subgroup_invocation_id) lane: u32) {
-    if (q.by_row == 1u) {
-        dw_by_row(wid, lane);
-        return;
-    }
     let kc = q.cin * q.taps_h * q.taps_w;
     let c0 = wid.x * TQ + 4u * lane;
     let m0 = wid.y * TM;
@@ -678,12 +682,8 @@ fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     }
     if (pairs) { fold_pairs(&acc); }
     let out_row0 = wid.z * q.cout * kc;
-    store_dw_quad(&acc, 0u, m0, out_row0, c0, kc);
-    store_dw_quad(&acc, 1u, m0, out_row0, c0, kc);
-    store_dw_quad(&acc, 2u, m0, out_row0, c0, kc);
-    store_dw_quad(&acc, 3u, m0, out_row0, c0, kc);
-    store_dw_quad(&acc, 4u, m0, out_row0, c0, kc);
-    store_dw_quad(&acc, 5u, m0, out_row0, c0, kc);
-    store_dw_quad(&acc, 6u, m0, out_row0, c0, kc);
-    store_dw_quad(&acc, 7u, m0, out_row0, c0, kc);
+    for (var m = m0; m < min(m0 + TM, q.cout); m = m + 4u) {
+        store_dw_quad(&acc, 0u, m, out_row0, c0, kc);
+        shift_quad(&acc);
+    }
 }

@@ -222,7 +222,7 @@ fn query_sets_are_chunked_past_the_4096_query_limit() {
     }
 }
 
-/// The cost of the dispatches of layer `label` whose entry point starts with `entry` (a pass
+/// The cost of the dispatches of layer `label` whose kernel name starts with `entry` (a pass
 /// may take several: one per stride phase), summed.
 fn cost(exec: &GpuExecutor, label: &str, entry: &str) -> (u64, u64) {
     let ds: Vec<_> = exec
@@ -230,7 +230,7 @@ fn cost(exec: &GpuExecutor, label: &str, entry: &str) -> (u64, u64) {
         .unwrap()
         .dispatches
         .iter()
-        .filter(|d| d.label == label && d.entry.starts_with(entry))
+        .filter(|d| d.label == label && d.name.starts_with(entry))
         .collect();
     assert!(!ds.is_empty(), "no {entry} dispatch in layer {label}");
     ds.iter()

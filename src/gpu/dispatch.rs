@@ -15,7 +15,11 @@ pub struct Cost {
 /// names the storage bindings it uses by their `@binding` index.
 #[derive(Clone, Debug)]
 pub struct Dispatch {
+    /// The entry point whose pipeline runs.
     pub entry: &'static str,
+    /// What profiles and traces call it: the entry point, unless one entry point serves
+    /// several kernels (conv2d's forward and dx GEMM).
+    pub name: &'static str,
     /// The layer this launch belongs to (e.g. `stage2.block1.conv2`), for profiles.
     pub label: String,
     pub params: Vec<u8>,
@@ -28,6 +32,7 @@ impl Dispatch {
     pub fn new<P: bytemuck::Pod>(entry: &'static str, params: &P, groups: [u32; 3]) -> Self {
         Self {
             entry,
+            name: entry,
             label: String::new(),
             params: bytemuck::bytes_of(params).to_vec(),
             buffers: Vec::new(),
@@ -41,6 +46,10 @@ impl Dispatch {
     }
     pub fn cost(mut self, flops: u64, bytes: u64) -> Self {
         self.cost = Cost { flops, bytes };
+        self
+    }
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
         self
     }
     pub fn label(mut self, label: impl Into<String>) -> Self {

@@ -29,7 +29,7 @@ impl DispatchMeta {
             .map(|(i, d)| {
                 let Cost { flops, bytes } = d.cost;
                 DispatchMeta {
-                    entry: d.entry,
+                    entry: d.name,
                     label: d.label.clone(),
                     pass: passes.get(i).copied().unwrap_or(other),
                     groups: d.groups,

@@ -83,7 +83,7 @@ pub const UNIFORMS: &[crate::ops::Uniform] = &[
         ConvWeightGradParams,
         [
             batch, cin, h, w, cout, oh, ow, sh, sw, pad_top, pad_left, first_h, first_w, taps_h,
-            taps_w, span, splits, kh, kw, direct, pairs, by_row, pad1, pad2
+            taps_w, span, splits, kh, kw, direct, pairs, pad0, pad1, pad2
         ]
     ),
 ];
@@ -101,9 +101,9 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
         "conv2d_backward_weight_sum_window",
         subgroup::PACK_WORKGROUP,
     ),
-    ("conv2d_forward_subgroup", subgroup::WORKGROUP),
-    ("conv2d_backward_input_subgroup", subgroup::WORKGROUP),
+    ("conv2d_gemm_subgroup", subgroup::WORKGROUP),
     ("conv2d_backward_weight_subgroup", subgroup::WORKGROUP),
+    ("conv2d_backward_weight_rows_subgroup", subgroup::WORKGROUP),
 ];
 
 /// Split-K for `dw`: aim for this many workgroups so a GPU's cores (or lavapipe's threads)

@@ -70,7 +70,7 @@ pub struct ConvWeightGradParams {
     pub kw: u32,
     pub direct: u32,
     pub pairs: u32,
-    pub by_row: u32,
+    pub pad0: u32,
     pub pad1: u32,
     pub pad2: u32,
 }
@@ -254,7 +254,7 @@ impl Conv2dShape {
     }
 
     /// dw's split-K as (slices, positions per slice).
-    /// Whether dw takes the row-window path (`dw_by_row` in conv2d_subgroup.wgsl): 3 taps
+    /// Whether dw takes the row-window path (`conv2d_backward_weight_rows_subgroup`): 3 taps
     /// along w from one cell left of each position (3x3 same convs), stride 1 there, and
     /// rows of whole quads in x and dy.
     pub fn subgroup_dw_by_row(&self) -> bool {
@@ -403,10 +403,10 @@ fn pack(
 }
 
 /// The GEMM of correlation `c` over `src` [N, C, H, W] into `out` [N, M, out_h, out_w], doing
-/// `cost` of the pass's work.
+/// `cost` of the pass's work; `name` is the pass's kernel in profiles.
 #[allow(clippy::too_many_arguments)]
 fn gemm(
-    entry: &'static str,
+    name: &'static str,
     src: &wgpu::Buffer,
     packed: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
@@ -444,7 +444,8 @@ fn gemm(
         by_row: c.by_row(src_hw.1) as u32,
     };
     // The bias binding always exists; without one the packed weights stand in, never read.
-    Dispatch::new(entry, &params, gemm_groups(c, s))
+    Dispatch::new("conv2d_gemm_subgroup", &params, gemm_groups(c, s))
+        .named(name)
         .bind(1, src)
         .bind(2, packed)
         .bind(3, bias.unwrap_or(packed))
@@ -575,14 +576,20 @@ pub fn backward_weight(
         kw: s.kw as u32,
         direct: (splits == 1) as u32,
         pairs: (kpack(s.cout) == 2) as u32,
-        by_row: s.subgroup_dw_by_row() as u32,
+        pad0: 0,
         pad1: 0,
         pad2: 0,
     };
     let partials_len = (splits * s.cout * kc) as u64;
     let target = if splits == 1 { dw } else { partials };
-    let gemm = Dispatch::new(
-        "conv2d_backward_weight_subgroup",
+    let by_row = s.subgroup_dw_by_row();
+    let entry = if by_row {
+        "conv2d_backward_weight_rows_subgroup"
+    } else {
+        "conv2d_backward_weight_subgroup"
+    };
+    let mut gemm = Dispatch::new(
+        entry,
         &params,
         [
             s.subgroup_dw_column_tiles().max(1) as u32,
@@ -591,7 +598,6 @@ pub fn backward_weight(
         ],
     )
     .bind(1, x)
-    .bind(8, x)
     .bind(5, dy)
     .bind(6, dy)
     .bind(7, target)
@@ -599,6 +605,9 @@ pub fn backward_weight(
         2 * s.macs(),
         4 * (s.input_len() as u64 + s.output_len() as u64 + partials_len),
     );
+    if by_row {
+        gemm = gemm.bind(8, x); // x again, as quads (x_window)
+    }
     if splits == 1 {
         return vec![gemm];
     }
