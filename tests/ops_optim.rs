@@ -322,6 +322,7 @@ fn optim_tap_window_matches_full_update() {
             let refs: Vec<&wgpu::Buffer> = state.iter().collect();
             let d = opt.step(&pb, &gb, &refs, n, 1, Some(*w));
             assert!(d.entry.ends_with("_taps"), "{}", d.entry);
+            assert_eq!(d.name, d.entry, "profiles must name the kernel that runs");
             let program = Program::new(&gpu, vec![d]);
             let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
             for t in 1..=4u64 {

@@ -249,6 +249,7 @@ impl Optimizer {
                 let (entry, groups, cost) = launch_taps(n, pass, &w);
                 Dispatch {
                     entry,
+                    name: entry,
                     groups,
                     params: self.params_bytes(n, t, window),
                     ..d
