@@ -44,6 +44,24 @@ fn reduce_dot_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     if (lid.x == 0u) { partials[wid.x] = tree[0]; }
 }
 
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+
+// Stage 1 over quads where n % 4 == 0 (the same chunks, a quarter of the loads): each thread
+// sums its quads' products lane by lane, then the four lanes, in a fixed order.
+@compute @workgroup_size(256)
+fn reduce_dot_partial_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let start = wid.x * p.chunk / 4u;
+    let end = min(wid.x * p.chunk + p.chunk, p.n) / 4u;
+    var acc = vec4<f32>(0.0);
+    for (var q = start + lid.x; q < end; q = q + 256u) {
+        acc = acc + a4[q] * b4[q];
+    }
+    tree[lid.x] = (acc.x + acc.y) + (acc.z + acc.w);
+    tree_reduce(lid.x);
+    if (lid.x == 0u) { partials[wid.x] = tree[0]; }
+}
+
 // Stage 2: one workgroup sums the n partials into out[0].
 @compute @workgroup_size(256)
 fn reduce_sum_final(@builtin(local_invocation_id) lid: vec3<u32>) {

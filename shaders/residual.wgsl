@@ -96,3 +96,74 @@ fn add_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.n) { return; }
     y[i] = y[i] + ipd[i];
 }
+
+// ---- the `_vec4` variants: the same arithmetic per value, one quad per invocation where the
+// tensor is whole quads (n % 4 == 0, and H * W % 4 == 0 for one w per channel, so a quad never
+// straddles two channels): a quarter of the loads and stores, which on CPU adapters are loops
+// over the SIMD lanes. Quad q = flat index, q < n / 4.
+
+@group(0) @binding(1) var<storage, read> tfd4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ipd4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> dtfd4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> dipd4: array<vec4<f32>>;
+
+fn weight4_at(q: u32) -> vec4<f32> {
+    if (p.per_channel == 1u) {
+        return vec4<f32>(w[(4u * q / p.hw) % p.channels]);
+    }
+    return vec4<f32>(w[0]);
+}
+
+fn dy4_at(q: u32) -> vec4<f32> {
+    if (p.inplace == 1u) {
+        return dtfd4[q];
+    }
+    return dy4[q];
+}
+
+@compute @workgroup_size(256)
+fn residual_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let q = flat_index(wid, nwg, lid);
+    if (q >= p.n / 4u) { return; }
+    let v = tfd4[q] + weight4_at(q) * ipd4[q];
+    y4[q] = select(v, max(v, vec4<f32>(0.0)), p.fuse_relu == 1u);
+}
+
+@compute @workgroup_size(256)
+fn residual_backward_input_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let q = flat_index(wid, nwg, lid);
+    if (q >= p.n / 4u) { return; }
+    let g = dy4_at(q);
+    dtfd4[q] = g;
+    dipd4[q] = weight4_at(q) * g;
+}
+
+@compute @workgroup_size(256)
+fn residual_relu_backward_input_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let q = flat_index(wid, nwg, lid);
+    if (q >= p.n / 4u) { return; }
+    let g = select(vec4<f32>(0.0), dy4_at(q), y4[q] > vec4<f32>(0.0));
+    dtfd4[q] = g;
+    dipd4[q] = weight4_at(q) * g;
+}
+
+@compute @workgroup_size(256)
+fn add_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let q = flat_index(wid, nwg, lid);
+    if (q >= p.n / 4u) { return; }
+    y4[q] = tfd4[q] + ipd4[q];
+}
+
+@compute @workgroup_size(256)
+fn add_inplace_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let q = flat_index(wid, nwg, lid);
+    if (q >= p.n / 4u) { return; }
+    y4[q] = y4[q] + ipd4[q];
+}

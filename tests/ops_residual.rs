@@ -26,7 +26,9 @@ fn relu_matches_reference() {
 #[test]
 fn residual_matches_reference() {
     let gpu = gpu();
-    // (batch, channels, hw): batch 1, 3 channels, sizes that are not multiples of 256.
+    // (batch, channels, hw): batch 1, 3 channels, sizes that are not multiples of 256; odd
+    // and whole-quad lengths and planes, so each kernel runs as its scalar and `_vec4` form.
+    let mut ran = std::collections::BTreeSet::new();
     for (batch, channels, hw) in [(1, 3, 7 * 7), (2, 5, 1), (3, 16, 33), (4, 64, 14 * 14)] {
         for per_channel in [false, true] {
             for fuse_relu in [false, true] {
@@ -38,17 +40,25 @@ fn residual_matches_reference() {
                     fuse_relu,
                 };
                 check_residual(&gpu, s, batch as u64).unwrap().assert_ok();
+                ran.insert((per_channel, fuse_relu, s.vec4()));
             }
         }
     }
+    assert_eq!(ran.len(), 8, "every variant must run: {ran:?}");
 }
 
 #[test]
 fn add_matches_reference() {
     let gpu = gpu();
     let mut r = rng(3);
-    let n = 1001;
-    let (a, b) = (uniform(&mut r, n), uniform(&mut r, n));
+    // 1001 values take the scalar kernels, 1000 the `_vec4` ones.
+    for n in [1001, 1000] {
+        add_case(&gpu, &mut r, n);
+    }
+}
+
+fn add_case(gpu: &adaresnet::gpu::Gpu, r: &mut impl rand::Rng, n: usize) {
+    let (a, b) = (uniform(r, n), uniform(r, n));
     let (ab, bb, yb) = (
         gpu.upload("a", &to_f32(&a)),
         gpu.upload("b", &to_f32(&b)),
@@ -80,8 +90,15 @@ fn add_matches_reference() {
 fn dw_reduction_large_and_deterministic() {
     let gpu = gpu();
     let mut r = rng(4);
-    let n = 2_400_017;
-    let (a, b) = (uniform(&mut r, n), uniform(&mut r, n));
+    // An odd length (scalar kernel) and a whole-quad one (`_vec4`).
+    for n in [2_400_017, 2_400_016] {
+        dot_case(&gpu, &mut r, n);
+    }
+    channel_dot_case(&gpu, &mut r);
+}
+
+fn dot_case(gpu: &adaresnet::gpu::Gpu, r: &mut impl rand::Rng, n: usize) {
+    let (a, b) = (uniform(r, n), uniform(r, n));
     let (ab, bb) = (gpu.upload("a", &to_f32(&a)), gpu.upload("b", &to_f32(&b)));
     let pb = gpu.zeros("partials", reduce::dot_partials_len(n));
     let run = |out: &wgpu::Buffer| {
@@ -99,15 +116,18 @@ fn dw_reduction_large_and_deterministic() {
     // The tree reduction's error grows like sqrt(n) * eps * sum|a*b|; sum_of's bound
     // (4 * eps * n per unit term) is far looser than that yet far below a sign error.
     assert_close(
-        "dot 2.4M",
+        &format!("dot {n}"),
         &[first],
         &[reduce::cpu::dot(&a, &b)],
         Tol::sum_of(n, 1.0),
     );
-    // The per-channel reduction at the same size.
+}
+
+/// The per-channel reduction at the same size.
+fn channel_dot_case(gpu: &adaresnet::gpu::Gpu, r: &mut impl rand::Rng) {
     let (batch, channels, hw) = (32, 64, 1171);
     let m = batch * channels * hw;
-    let (pa, pbv) = (uniform(&mut r, m), uniform(&mut r, m));
+    let (pa, pbv) = (uniform(r, m), uniform(r, m));
     let (pab, pbb, out) = (
         gpu.upload("a", &to_f32(&pa)),
         gpu.upload("b", &to_f32(&pbv)),

@@ -10,6 +10,7 @@ pub const UNIFORMS: &[crate::ops::Uniform] = &[crate::uniform!(
 )];
 pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("reduce_dot_partial", WORKGROUP),
+    ("reduce_dot_partial_vec4", WORKGROUP),
     ("reduce_sum_final", WORKGROUP),
     ("reduce_channel_dot", WORKGROUP),
 ];
@@ -59,8 +60,14 @@ pub fn dot(
         n: groups,
         ..Default::default()
     };
+    // Over quads where n is whole quads: the chunks (multiples of 256) stay whole quads too.
+    let partial = if n.is_multiple_of(4) {
+        "reduce_dot_partial_vec4"
+    } else {
+        "reduce_dot_partial"
+    };
     vec![
-        Dispatch::new("reduce_dot_partial", &stage1, [groups, 1, 1])
+        Dispatch::new(partial, &stage1, [groups, 1, 1])
             .bind(1, a)
             .bind(2, b)
             .bind(3, partials)

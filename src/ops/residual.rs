@@ -17,7 +17,27 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("residual_relu_backward_input", WORKGROUP),
     ("add_forward", WORKGROUP),
     ("add_inplace", WORKGROUP),
+    ("residual_forward_vec4", WORKGROUP),
+    ("residual_backward_input_vec4", WORKGROUP),
+    ("residual_relu_backward_input_vec4", WORKGROUP),
+    ("add_forward_vec4", WORKGROUP),
+    ("add_inplace_vec4", WORKGROUP),
 ];
+
+/// The `_vec4` variant of `entry` where `n` values are whole quads (see residual.wgsl), with
+/// its workgroups: one invocation per quad, else per value.
+fn launch(
+    entry: &'static str,
+    vec4_entry: &'static str,
+    n: usize,
+    vec4: bool,
+) -> (&'static str, [u32; 3]) {
+    if vec4 {
+        (vec4_entry, groups_1d(n as u64 / 4, WORKGROUP[0]))
+    } else {
+        (entry, groups_1d(n as u64, WORKGROUP[0]))
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -47,6 +67,10 @@ impl ResidualShape {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// Whether the `_vec4` kernels run: whole quads, none straddling two channels' w.
+    pub fn vec4(&self) -> bool {
+        self.len().is_multiple_of(4) && (!self.per_channel || self.hw.is_multiple_of(4))
     }
     pub fn w_len(&self) -> usize {
         if self.per_channel {
@@ -85,7 +109,13 @@ pub fn forward(
     s: ResidualShape,
 ) -> Dispatch {
     let n = s.len() as u64;
-    Dispatch::new("residual_forward", &s.params(), groups_1d(n, WORKGROUP[0]))
+    let (entry, groups) = launch(
+        "residual_forward",
+        "residual_forward_vec4",
+        s.len(),
+        s.vec4(),
+    );
+    Dispatch::new(entry, &s.params(), groups)
         .bind(1, tfd)
         .bind(2, ipd)
         .bind(3, w)
@@ -104,10 +134,20 @@ pub fn backward_input(
     s: ResidualShape,
 ) -> Dispatch {
     let n = s.len() as u64;
-    let entry = if s.fuse_relu {
-        "residual_relu_backward_input"
+    let (entry, groups) = if s.fuse_relu {
+        launch(
+            "residual_relu_backward_input",
+            "residual_relu_backward_input_vec4",
+            s.len(),
+            s.vec4(),
+        )
     } else {
-        "residual_backward_input"
+        launch(
+            "residual_backward_input",
+            "residual_backward_input_vec4",
+            s.len(),
+            s.vec4(),
+        )
     };
     let inplace = dy == dtfd;
     let params = ResidualParams {
@@ -116,7 +156,7 @@ pub fn backward_input(
     };
     // A buffer may not be bound read-only and read-write in one dispatch: in place, `w`
     // stands in for dy, never read.
-    let mut d = Dispatch::new(entry, &params, groups_1d(n, WORKGROUP[0]))
+    let mut d = Dispatch::new(entry, &params, groups)
         .bind(3, w)
         .bind(5, if inplace { w } else { dy })
         .bind(6, dtfd)
@@ -151,7 +191,8 @@ pub fn add_inplace(a: &wgpu::Buffer, b: &wgpu::Buffer, n: usize) -> Dispatch {
         channels: 1,
         ..Default::default()
     };
-    Dispatch::new("add_inplace", &params, groups_1d(n as u64, WORKGROUP[0]))
+    let (entry, groups) = launch("add_inplace", "add_inplace_vec4", n, n.is_multiple_of(4));
+    Dispatch::new(entry, &params, groups)
         .bind(2, b)
         .bind(4, a)
         .cost(n as u64, 12 * n as u64)
@@ -165,7 +206,8 @@ pub fn add(a: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu::Buffer, n: usize) -> Di
         channels: 1,
         ..Default::default()
     };
-    Dispatch::new("add_forward", &params, groups_1d(n as u64, WORKGROUP[0]))
+    let (entry, groups) = launch("add_forward", "add_forward_vec4", n, n.is_multiple_of(4));
+    Dispatch::new(entry, &params, groups)
         .bind(1, a)
         .bind(2, b)
         .bind(4, y)
