@@ -68,48 +68,72 @@ fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 
 // ---- `_taps`: a conv weight [Cout, Cin, KH, KW] whose taps outside a window never get a
 // gradient (they never reach the image). Without weight decay their state stays zero and
-// they never move, so only the window is updated: the same values, a fraction of the work
-// (one tap in nine for a 3x3 kernel on a 1x1 map). One invocation per (co, ci) cell, the same
-// arithmetic per value as the kernels above, through scalar views of the same buffers.
+// they never move, so only the window is updated and only the window has state: velocity,
+// m and v hold entry e = cell * T + j for the T = taps_h * taps_w window taps j of each
+// (co, ci) cell, contiguous, so one invocation updates a quad of entries with vec4 state
+// loads (the weight and its gradient stay full-size and are read tap by tap). The same
+// arithmetic per value as the kernels above: one tap in nine is the work of a 3x3 kernel on
+// a 1x1 map, and a ninth of the state. Entries past the last (the quad padding) read tap 0
+// of the weight, update nothing and keep their zero state.
 
 @group(0) @binding(1) var<storage, read_write> param_s: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_s: array<f32>;
-@group(0) @binding(3) var<storage, read_write> velocity_s: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m_s: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v_s: array<f32>;
+
+struct TapQuad {
+    live: vec4<bool>,
+    at: vec4<u32>, // the entries' flat indices in the weight (0 where not live)
+}
+
+fn tap_quad(q: u32) -> TapQuad {
+    let taps = p.taps_h * p.taps_w;
+    let e = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+    let live = e < vec4<u32>((p.n / p.khw) * taps);
+    let j = e % vec4<u32>(taps);
+    let at = (e / vec4<u32>(taps)) * p.khw + (vec4<u32>(p.first_h) + j / vec4<u32>(p.taps_w)) * p.kw
+        + vec4<u32>(p.first_w) + j % vec4<u32>(p.taps_w);
+    return TapQuad(live, select(vec4<u32>(0u), at, live));
+}
+
+fn load_taps(t: TapQuad) -> vec4<f32> {
+    return vec4<f32>(param_s[t.at.x], param_s[t.at.y], param_s[t.at.z], param_s[t.at.w]);
+}
+
+fn grad_taps(t: TapQuad) -> vec4<f32> {
+    let g = vec4<f32>(grad_s[t.at.x], grad_s[t.at.y], grad_s[t.at.z], grad_s[t.at.w]);
+    return select(vec4<f32>(0.0), g, t.live);
+}
+
+fn store_taps(t: TapQuad, w: vec4<f32>) {
+    if (t.live.x) { param_s[t.at.x] = w.x; }
+    if (t.live.y) { param_s[t.at.y] = w.y; }
+    if (t.live.z) { param_s[t.at.z] = w.z; }
+    if (t.live.w) { param_s[t.at.w] = w.w; }
+}
 
 @compute @workgroup_size(256)
 fn sgd_step_taps(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
-    let cell = flat_index(wid, nwg, lid);
-    if (cell >= p.n / p.khw) { return; }
-    for (var th = 0u; th < p.taps_h; th = th + 1u) {
-        for (var tw = 0u; tw < p.taps_w; tw = tw + 1u) {
-            let i = cell * p.khw + (p.first_h + th) * p.kw + p.first_w + tw;
-            let w = param_s[i];
-            let g = grad_s[i] + p.weight_decay * w;
-            let vel = p.momentum * velocity_s[i] + g;
-            velocity_s[i] = vel;
-            param_s[i] = w - p.lr * vel;
-        }
-    }
+    let q = flat_index(wid, nwg, lid);
+    if (4u * q >= (p.n / p.khw) * p.taps_h * p.taps_w) { return; }
+    let t = tap_quad(q);
+    let w = load_taps(t);
+    let g = grad_taps(t) + p.weight_decay * w;
+    let vel = p.momentum * velocity[q] + g;
+    velocity[q] = vel;
+    store_taps(t, w - p.lr * vel);
 }
 
 @compute @workgroup_size(256)
 fn adam_step_taps(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_id) lid: vec3<u32>) {
-    let cell = flat_index(wid, nwg, lid);
-    if (cell >= p.n / p.khw) { return; }
-    for (var th = 0u; th < p.taps_h; th = th + 1u) {
-        for (var tw = 0u; tw < p.taps_w; tw = tw + 1u) {
-            let i = cell * p.khw + (p.first_h + th) * p.kw + p.first_w + tw;
-            let w = param_s[i];
-            let g = grad_s[i] + p.weight_decay * w;
-            let m1 = p.beta1 * m_s[i] + p.one_minus_beta1 * g;
-            let v1 = p.beta2 * v_s[i] + p.one_minus_beta2 * (g * g);
-            m_s[i] = m1;
-            v_s[i] = v1;
-            param_s[i] = w - p.alpha * m1 / (sqrt(v1) + p.eps);
-        }
-    }
+    let q = flat_index(wid, nwg, lid);
+    if (4u * q >= (p.n / p.khw) * p.taps_h * p.taps_w) { return; }
+    let t = tap_quad(q);
+    let w = load_taps(t);
+    let g = grad_taps(t) + p.weight_decay * w;
+    let m1 = p.beta1 * m[q] + p.one_minus_beta1 * g;
+    let v1 = p.beta2 * v[q] + p.one_minus_beta2 * (g * g);
+    m[q] = m1;
+    v[q] = v1;
+    store_taps(t, w - p.alpha * m1 / (sqrt(v1) + vec4<f32>(p.eps)));
 }

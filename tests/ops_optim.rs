@@ -316,8 +316,12 @@ fn optim_tap_window_matches_full_update() {
             let mut param = uniform(&mut r, n);
             let pb = gpu.upload("p", &to_f32(&param));
             let gb = gpu.zeros("g", n);
+            // The window's taps alone have state (15 and 90 entries: not whole quads).
+            let len = opt.state_len(n, Some(*w));
+            assert_eq!(len, w.state_len(n));
+            assert_eq!(len, (0..n).filter(|&i| w.contains(i)).count());
             let state: Vec<_> = (0..opt.state_tensors())
-                .map(|k| gpu.zeros(&format!("s{k}"), n))
+                .map(|k| gpu.zeros(&format!("s{k}"), len))
                 .collect();
             let refs: Vec<&wgpu::Buffer> = state.iter().collect();
             let d = opt.step(&pb, &gb, &refs, n, 1, Some(*w));
@@ -349,6 +353,22 @@ fn optim_tap_window_matches_full_update() {
                 &param,
                 Tol::new(1e-6, 1e-5),
             );
+            // The state entries are the window's taps of the full update's state, in order
+            // (m, or SGD's velocity, which the twin keeps in `m` too): m is a sum of lr-free
+            // gradient terms of order 1.
+            let window_m: Vec<f64> = (0..len).map(|e| m[w.weight_index(e)]).collect();
+            assert_close(
+                &format!("{opt:?} {w:?} state"),
+                &gpu.download(&state[0], len).unwrap(),
+                &window_m,
+                Tol::new(1e-6, 1e-5),
+            );
+            // expand / compact: the checkpoint form (full-size, zero outside) and back.
+            let held: Vec<f32> = (0..len).map(|e| e as f32 + 1.0).collect();
+            let full = w.expand(&held, n);
+            assert_eq!(full.iter().filter(|&&v| v != 0.0).count(), len);
+            assert!((0..n).all(|i| w.contains(i) || full[i] == 0.0));
+            assert_eq!(w.compact(&full), held);
         }
     }
     let decayed = Optimizer::Adam(Adam {

@@ -220,7 +220,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let images = (batch * args.steps) as f64;
                 let optimizer_bytes: u64 =
                     exec.optim_state.iter().flatten().map(|b| b.size()).sum();
-                let floor = memory_floor(&exec.graph, 2);
+                let floor = memory_floor(&exec.graph, 4 * exec.optimizer_state_values() as u64);
                 let planned = exec.plan.planned_bytes() + optimizer_bytes;
                 let per = |v: &[f64], x: f64| Stat::of(v.iter().map(|s| x / s).collect());
                 results.push(BenchResult {

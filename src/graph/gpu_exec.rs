@@ -71,11 +71,17 @@ impl<'g> GpuExecutor<'g> {
         let plan = plan(&graph, gpu.max_binding_bytes())?;
         // Refuse before allocating what the adapter cannot hold (gpu::memory says how much
         // is known); the optimizer's state buffers are rounded to quads like every buffer.
+        let optim_window = tap_windows(&graph);
         let state_bytes: u64 = optimizer.as_ref().map_or(0, |o| {
             let quads: usize = graph
                 .grads
                 .iter()
-                .map(|(p, _)| graph.tensor(*p).len().next_multiple_of(4))
+                .zip(&optim_window)
+                .map(|((p, _), w)| {
+                    o.state_len(graph.tensor(*p).len(), *w)
+                        .max(1)
+                        .next_multiple_of(4)
+                })
                 .sum();
             (o.state_tensors() * quads * 4) as u64
         });
@@ -173,11 +179,7 @@ impl<'g> GpuExecutor<'g> {
 
         let mut optim_state = Vec::new();
         let mut optim_dispatch = Vec::new();
-        let optim_window: Vec<_> = graph
-            .grads
-            .iter()
-            .map(|(_, d)| conv_tap_window(&graph, *d))
-            .collect();
+        let optim_window = tap_windows(&graph);
         let train = match (&optimizer, graph.differentiated) {
             (_, false) => None,
             (None, true) => Some(Program::new(
@@ -200,7 +202,10 @@ impl<'g> GpuExecutor<'g> {
                     let state: Vec<wgpu::Buffer> = match shared_state {
                         Some(s) => s[optim_dispatch.len()].clone(),
                         None => (0..opt.state_tensors())
-                            .map(|k| gpu.zeros(&format!("{}.opt{k}", t.name), t.len()))
+                            .map(|k| {
+                                let len = opt.state_len(t.len(), window);
+                                gpu.zeros(&format!("{}.opt{k}", t.name), len)
+                            })
                             .collect(),
                     };
                     let refs: Vec<&wgpu::Buffer> = state.iter().collect();
@@ -466,13 +471,17 @@ impl<'g> GpuExecutor<'g> {
                 });
             }
         }
-        for ((p, _), state) in self.graph.grads.iter().zip(&self.optim_state) {
+        // Window-only state is written full-size (zero outside the window, as a full update
+        // would have kept it), so checkpoints do not depend on how the state is held.
+        for (k, ((p, _), state)) in self.graph.grads.iter().zip(&self.optim_state).enumerate() {
             let t = self.graph.tensor(*p);
-            for (k, b) in state.iter().enumerate() {
+            let window = self.state_window(k);
+            for (s, b) in state.iter().enumerate() {
+                let held = self.gpu.download(b, self.state_len(k))?;
                 out.push(NamedTensor {
-                    name: format!("{}.opt{k}", t.name),
+                    name: format!("{}.opt{s}", t.name),
                     shape: t.shape.clone(),
-                    values: self.gpu.download(b, t.len())?,
+                    values: window.map_or(held.clone(), |w| w.expand(&held, t.len())),
                 });
             }
         }
@@ -486,10 +495,10 @@ impl<'g> GpuExecutor<'g> {
                 self.write(TensorId(i), &lookup(&t.name)?)?;
             }
         }
-        for ((p, _), state) in self.graph.grads.iter().zip(&self.optim_state) {
+        for (k, ((p, _), state)) in self.graph.grads.iter().zip(&self.optim_state).enumerate() {
             let t = self.graph.tensor(*p);
-            for (k, b) in state.iter().enumerate() {
-                let v = lookup(&format!("{}.opt{k}", t.name))?;
+            for (s, b) in state.iter().enumerate() {
+                let v = lookup(&format!("{}.opt{s}", t.name))?;
                 if v.len() != t.len() {
                     bail!(
                         "optimizer state of {} has {} values, expected {}",
@@ -498,11 +507,41 @@ impl<'g> GpuExecutor<'g> {
                         t.len()
                     );
                 }
-                self.gpu.queue.write_buffer(b, 0, bytemuck::cast_slice(&v));
+                let held = self.state_window(k).map_or(v.clone(), |w| w.compact(&v));
+                self.gpu
+                    .queue
+                    .write_buffer(b, 0, bytemuck::cast_slice(&held));
             }
         }
         Ok(())
     }
+}
+
+impl GpuExecutor<'_> {
+    /// Values the optimizer keeps over all parameters (before rounding buffers to quads).
+    pub fn optimizer_state_values(&self) -> usize {
+        let per = self.optimizer.as_ref().map_or(0, |o| o.state_tensors());
+        (0..self.optim_state.len())
+            .map(|k| per * self.state_len(k))
+            .sum()
+    }
+    /// The window parameter `k`'s optimizer state keeps to, if any (`Optimizer::taps`).
+    fn state_window(&self, k: usize) -> Option<crate::ops::optim::TapWindow> {
+        self.optimizer.as_ref()?.taps(self.optim_window[k])
+    }
+    /// Values in each state tensor of parameter `k`.
+    fn state_len(&self, k: usize) -> usize {
+        let n = self.graph.tensor(self.graph.grads[k].0).len();
+        self.state_window(k).map_or(n, |w| w.state_len(n))
+    }
+}
+
+/// Each parameter's tap window (`conv_tap_window`), in `g.grads` order.
+fn tap_windows(g: &Graph) -> Vec<Option<crate::ops::optim::TapWindow>> {
+    g.grads
+        .iter()
+        .map(|(_, d)| conv_tap_window(g, *d))
+        .collect()
 }
 
 /// The tap window of a conv weight whose gradient is `grad` (the optimizer may keep its

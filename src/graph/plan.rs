@@ -240,10 +240,14 @@ impl MemoryFloor {
     }
 }
 
-/// The floor of `g` with `state_per_param` optimizer tensors per trainable parameter.
-pub fn memory_floor(g: &Graph, state_per_param: usize) -> MemoryFloor {
+/// The floor of `g` with `optimizer_state` bytes of optimizer state (what the optimizer
+/// must keep: a conv weight's window taps only where its update keeps to them).
+pub fn memory_floor(g: &Graph, optimizer_state: u64) -> MemoryFloor {
     use super::Role;
-    let mut f = MemoryFloor::default();
+    let mut f = MemoryFloor {
+        optimizer_state,
+        ..Default::default()
+    };
     let mut kept = vec![false; g.tensors.len()];
     for node in g.backward_nodes() {
         for t in &node.inputs {
@@ -260,9 +264,6 @@ pub fn memory_floor(g: &Graph, state_per_param: usize) -> MemoryFloor {
         match t.role {
             Role::Param | Role::State | Role::Input | Role::Label | Role::Metric => {
                 f.params_and_state += bytes;
-                if t.role == Role::Param && t.trainable {
-                    f.optimizer_state += state_per_param as u64 * bytes;
-                }
             }
             Role::ParamGrad => f.param_grads += bytes,
             _ if kept[i] && forward_made.contains(&i) => f.kept_activations += bytes,

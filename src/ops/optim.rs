@@ -67,6 +67,37 @@ impl TapWindow {
     pub fn is_full(&self) -> bool {
         self.taps_h == self.kh && self.taps_w == self.kw
     }
+    /// Window taps per (Cout, Cin) cell.
+    pub fn taps(&self) -> usize {
+        self.taps_h * self.taps_w
+    }
+    /// Entries of the `_taps` kernels' state for a weight of `n` values: the window taps only.
+    pub fn state_len(&self, n: usize) -> usize {
+        n / (self.kh * self.kw) * self.taps()
+    }
+    /// The weight's flat index of state entry `e` (cell-major, the window's taps row-major).
+    pub fn weight_index(&self, e: usize) -> usize {
+        let (cell, j) = (e / self.taps(), e % self.taps());
+        cell * self.kh * self.kw
+            + (self.first_h + j / self.taps_w) * self.kw
+            + self.first_w
+            + j % self.taps_w
+    }
+    /// Window state (`state_len(n)` entries) as a full-size tensor of `n`, zero elsewhere:
+    /// what the state would hold had every tap been updated.
+    pub fn expand(&self, state: &[f32], n: usize) -> Vec<f32> {
+        let mut full = vec![0.0; n];
+        for (e, &v) in state.iter().enumerate().take(self.state_len(n)) {
+            full[self.weight_index(e)] = v;
+        }
+        full
+    }
+    /// The window entries of a full-size state tensor (`expand`'s inverse).
+    pub fn compact(&self, full: &[f32]) -> Vec<f32> {
+        (0..self.state_len(full.len()))
+            .map(|e| full[self.weight_index(e)])
+            .collect()
+    }
     /// Whether flat index `i` of the weight is a window tap.
     pub fn contains(&self, i: usize) -> bool {
         let (kh, kw) = ((i / self.kw) % self.kh, i % self.kw);
@@ -200,6 +231,12 @@ impl Optimizer {
         }
     }
 
+    /// Values in each of a parameter's state tensors: `n`, or the window's taps only where
+    /// the update keeps to it (see `taps`).
+    pub fn state_len(&self, n: usize, window: Option<TapWindow>) -> usize {
+        self.taps(window).map_or(n, |w| w.state_len(n))
+    }
+
     /// The window a conv weight's update may keep to: `window` unless it is the whole kernel
     /// or weight decay moves the taps outside it too.
     pub fn taps(&self, window: Option<TapWindow>) -> Option<TapWindow> {
@@ -314,16 +351,15 @@ fn with_window(p: OptimParams, window: Option<TapWindow>) -> OptimParams {
     }
 }
 
-/// The `_taps` kernels: one invocation per (Cout, Cin) cell, each updating its window taps.
+/// The `_taps` kernels: one invocation per quad of window state entries.
 pub fn launch_taps(n: usize, pass: OptimPass, w: &TapWindow) -> (&'static str, [u32; 3], Cost) {
-    let cells = (n / (w.kh * w.kw)) as u64;
-    let taps = cells * (w.taps_h * w.taps_w) as u64;
-    let (_, _, full) = launch(taps as usize, pass);
+    let taps = w.state_len(n);
+    let (_, groups, full) = launch(taps, pass);
     let entry = match pass {
         OptimPass::Sgd => "sgd_step_taps",
         OptimPass::Adam => "adam_step_taps",
     };
-    (entry, groups_1d(cells, WORKGROUP[0]), full)
+    (entry, groups, full)
 }
 
 /// param: [n] (updated), grad: [n], velocity: [n] (updated, zero before the first step)
