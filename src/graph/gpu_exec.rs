@@ -481,7 +481,10 @@ impl<'g> GpuExecutor<'g> {
                 out.push(NamedTensor {
                     name: format!("{}.opt{s}", t.name),
                     shape: t.shape.clone(),
-                    values: window.map_or(held.clone(), |w| w.expand(&held, t.len())),
+                    values: match window {
+                        Some(w) => w.expand(&held, t.len()),
+                        None => held,
+                    },
                 });
             }
         }
@@ -507,7 +510,10 @@ impl<'g> GpuExecutor<'g> {
                         t.len()
                     );
                 }
-                let held = self.state_window(k).map_or(v.clone(), |w| w.compact(&v));
+                let held = match self.state_window(k) {
+                    Some(w) => w.compact(&v),
+                    None => v,
+                };
                 self.gpu
                     .queue
                     .write_buffer(b, 0, bytemuck::cast_slice(&held));
@@ -532,7 +538,9 @@ impl GpuExecutor<'_> {
     /// Values in each state tensor of parameter `k`.
     fn state_len(&self, k: usize) -> usize {
         let n = self.graph.tensor(self.graph.grads[k].0).len();
-        self.state_window(k).map_or(n, |w| w.state_len(n))
+        self.optimizer
+            .as_ref()
+            .map_or(n, |o| o.state_len(n, self.optim_window[k]))
     }
 }
 
