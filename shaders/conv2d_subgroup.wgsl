@@ -255,9 +255,10 @@ fn gather(c: Columns, t: Tap) -> vec4<f32> {
 // its stride-1 dx), the lane's 4 columns 4 consecutive cells of one grid row, 4-aligned, read
 // at stride 1 from a source whose rows are whole quads. One source row (c, ih) then holds its
 // 3 steps' columns in one aligned vec4 and one value either side: 3 loads, not 12. The
-// steps' vectors are fixed shuffles of those (no selects: on llvmpipe each vec4 select is 4
-// blends, as costly as the loads saved), and the multiply-adds sit under no branch (it runs
-// both sides of every branch with masks).
+// steps' vectors are fixed shuffles of those, picked per step by selects (2 per 128
+// multiply-adds; selecting instead of loading each column would cost as much as the loads
+// saved), and the multiply-adds sit under no branch (llvmpipe runs both sides of every
+// branch with masks).
 struct RowWindow {
     l: f32,        // iw = b - 1
     v: vec4<f32>,  // iw = b .. b + 3

@@ -253,7 +253,6 @@ impl Conv2dShape {
         out
     }
 
-    /// dw's split-K as (slices, positions per slice).
     /// Whether dw takes the row-window path (`conv2d_backward_weight_rows_subgroup`): 3 taps
     /// along w from one cell left of each position (3x3 same convs), stride 1 there, and
     /// rows of whole quads in x and dy.
@@ -278,6 +277,7 @@ impl Conv2dShape {
         }
     }
 
+    /// dw's split-K as (slices, positions per slice).
     pub fn subgroup_dw_split(&self) -> (usize, usize) {
         let g = self.geometry();
         dw_split(
