@@ -83,8 +83,7 @@ fn resnet8_gradients_and_training_on_gl() {
     for c in check_model(&gpu, &cfg, 5).unwrap() {
         c.assert_ok();
     }
-    let out = std::env::temp_dir().join(format!("adaresnet-gl-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = common::scratch("gl");
     let train = common::mnist_run(2, 7, 256, 256);
     let s = adaresnet::train::train(&gpu, &train, &out, false, false).unwrap();
     assert!(
@@ -92,5 +91,4 @@ fn resnet8_gradients_and_training_on_gl() {
         "loss did not fall on GL: {:?}",
         s.epochs
     );
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -33,10 +33,8 @@ fn plan(args: &[&str]) -> ComparePlan {
     }
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("adaresnet-compare-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn tmp(name: &str) -> common::Scratch {
+    common::scratch(name)
 }
 
 #[test]

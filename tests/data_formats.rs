@@ -2,9 +2,10 @@
 //! own temp folder and reads them back; each bad file must give a one-line error naming the
 //! file and the problem. Then batching: seeded order, conversion, augmentation, prefetching.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 
 use adaresnet::data::{
@@ -12,14 +13,10 @@ use adaresnet::data::{
     Dataset, DatasetKind, FolderOptions, Split,
 };
 
-/// A fresh, empty folder per call, unique across tests running in parallel and across runs.
-fn tmpdir(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        std::env::temp_dir().join(format!("adaresnet-data-{}-{name}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A fresh, empty folder per call, removed when the returned guard is dropped.
+fn tmpdir(name: &str) -> common::Scratch {
+    let dir = common::scratch(name);
+    std::fs::create_dir_all(&*dir).unwrap();
     dir
 }
 
@@ -519,7 +516,7 @@ fn folder_without_splits_holds_out_a_stratified_test_split() {
     }
     let cfg = |seed, test_split| adaresnet::train::TrainConfig {
         dataset: "folder".into(),
-        data: dir.clone(),
+        data: dir.to_path_buf(),
         preset: adaresnet::model::Preset::Resnet8,
         residual: adaresnet::model::ResidualMode::Ada2,
         optimizer: "adam".into(),

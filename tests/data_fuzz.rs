@@ -4,9 +4,11 @@
 //! (or, where the damage leaves a valid file, an `Ok`), never a panic. Seeded, so a failure
 //! names a case that reproduces. No adapter needed.
 
+mod common;
+
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use adaresnet::data::{self, folder::FolderOptions, DatasetKind, Split};
 use adaresnet::train::checkpoint::Checkpoint;
@@ -14,10 +16,9 @@ use rand::{Rng, SeedableRng};
 
 const CASES: usize = 2000;
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("adaresnet-fuzz-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+fn dir(name: &str) -> common::Scratch {
+    let d = common::scratch(name);
+    std::fs::create_dir_all(&*d).unwrap();
     d
 }
 

@@ -2,6 +2,8 @@
 //! The `.npy` files are read back by a reader written from the format's description (not the
 //! writer's code), so a header or byte-order mistake cannot cancel out. Needs no adapter.
 
+mod common;
+
 use std::path::Path;
 
 use adaresnet::check::{dump::dump, Input, OpCheck, Pass};
@@ -69,8 +71,7 @@ fn dump_writes_every_tensor_and_a_manifest_naming_it() {
         Tol::new(1e-6, 0.0),
     );
 
-    let dir = std::env::temp_dir().join(format!("adaresnet-dump-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("dump");
     dump(&dir, &[check]).unwrap();
 
     let manifest: Value =
@@ -96,6 +97,4 @@ fn dump_writes_every_tensor_and_a_manifest_naming_it() {
         (descr.as_str(), shape, f64s(&data)),
         ("<f8", vec![3], reference)
     );
-
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,9 +10,7 @@ use adaresnet::train::{train, RunInfo, TrainConfig};
 #[test]
 fn eval_and_predict_match_training() {
     let gpu = common::gpu();
-    let out =
-        std::env::temp_dir().join(format!("adaresnet-test-{}-evalpredict", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = common::scratch("evalpredict");
     let cfg = TrainConfig {
         normalize: true,
         ..common::mnist_run(1, 3, 128, 40)

@@ -4,16 +4,16 @@
 //! Mid-epoch checkpoints every 3 steps; kill points spread over both epochs. SIGINT instead
 //! finishes the step, checkpoints and exits 1 saying how to resume. Runs the binary.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use adaresnet::train::checkpoint::Checkpoint;
 
-fn out(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("adaresnet-kill-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+fn out(name: &str) -> common::Scratch {
+    common::scratch(name)
 }
 
 fn args(dir: &Path, resume: bool) -> Vec<String> {
@@ -49,6 +49,7 @@ fn start(dir: &Path, resume: bool) -> Child {
     Command::new(env!("CARGO_BIN_EXE_adaresnet"))
         .args(args(dir, resume))
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("ADARESNET_CACHE_DIR", common::CACHE_DIR)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -11,11 +11,7 @@ fn adaresnet(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
 }
 
 fn check_all(env: &[(&str, &str)]) {
-    let dir = std::env::temp_dir().join(format!(
-        "adaresnet-masked-{}-{}",
-        std::process::id(),
-        env.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("-")
-    ));
+    let dir = common::scratch("masked");
     let out = dir.to_str().unwrap();
     let runs: [&[&str]; 5] = [
         &["devices"],
@@ -68,7 +64,6 @@ fn check_all(env: &[(&str, &str)]) {
             assert!(text.contains(" 0 failed"), "{env:?} {args:?}:\n{text}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -35,12 +35,12 @@ fn gemm_matches_reference_in_every_style() {
             k: 272,
         },
     ];
-    let mut styles = 0;
+    let mut ran = Vec::new();
     for style in KernelStyle::ALL {
         if !choice::supported(&gpu, style) {
             continue;
         }
-        styles += 1;
+        ran.push(style);
         for (i, &s) in shapes.iter().enumerate() {
             let mut r = rng(40 + i as u64);
             let (a, b) = (uniform(&mut r, s.m * s.k), uniform(&mut r, s.k * s.n));
@@ -57,7 +57,12 @@ fn gemm_matches_reference_in_every_style() {
             );
         }
     }
-    assert_eq!(styles, 2, "lavapipe runs both styles");
+    // Tiled needs no optional feature, so every conformant adapter ran at least it; the
+    // subgroup style ran too wherever `supported` says it can (lavapipe, 8 lanes).
+    assert!(
+        ran.contains(&KernelStyle::Tiled),
+        "the tiled GEMM did not run: {ran:?}"
+    );
     // measure() checks its own result too.
     let row = gemm::measure(&gpu, KernelStyle::Tiled, 128, 1, 1).unwrap();
     assert!(row.gflops > 0.0 && row.max_abs_err < 1e-3, "{row:?}");

@@ -170,11 +170,12 @@ fn host_only_timing_reports_no_kernel_times() {
 fn trace_is_json_with_one_event_per_dispatch() {
     let gpu = common::gpu();
     let (p, len, _) = profile(&gpu, Timing::InsidePasses);
-    let path = std::env::temp_dir().join(format!("adaresnet-trace-{}.json", std::process::id()));
+    let dir = common::scratch("trace");
+    std::fs::create_dir_all(&*dir).unwrap();
+    let path = dir.join("trace.json");
     trace::write_chrome_trace(&p, "resnet8 test", &path).unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    std::fs::remove_file(&path).ok();
     let events = v["traceEvents"].as_array().unwrap();
     let dispatch_events: Vec<&serde_json::Value> = events
         .iter()

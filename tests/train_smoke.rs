@@ -2,7 +2,6 @@
 //! run, and a resumed run matches the uninterrupted one exactly.
 
 mod common;
-use std::path::PathBuf;
 
 use adaresnet::model::{Preset, ResidualMode, WInit};
 use adaresnet::train::{checkpoint::Checkpoint, checkpoint_path, train, TrainConfig};
@@ -15,10 +14,8 @@ fn config(residual: ResidualMode, epochs: usize, train_limit: usize) -> TrainCon
     }
 }
 
-fn run_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("adaresnet-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn run_dir(name: &str) -> common::Scratch {
+    common::scratch(name)
 }
 
 #[test]
@@ -237,7 +234,7 @@ fn trains_on_cifar10_binary_files() {
     }
     let cfg = TrainConfig {
         dataset: "cifar10".into(),
-        data: dir,
+        data: dir.to_path_buf(),
         train_limit: 0,
         test_limit: 0,
         ..config(ResidualMode::Ada2, 1, 0)

@@ -224,9 +224,21 @@ pub fn cache_key(gpu: &Gpu, what: &str) -> String {
     )
 }
 
-/// `ADARESNET_CACHE_DIR`, else `$XDG_CACHE_HOME/adaresnet`, else `~/.cache/adaresnet`
-/// (`%LOCALAPPDATA%\adaresnet` on Windows).
+static CACHE_DIR_OVERRIDE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Puts this process's measurement cache in `dir`, ahead of `ADARESNET_CACHE_DIR`: for a
+/// program embedding the engine (and the tests), without changing the environment, which
+/// other threads may be reading. The first call wins.
+pub fn set_cache_dir(dir: impl Into<PathBuf>) {
+    let _ = CACHE_DIR_OVERRIDE.set(dir.into());
+}
+
+/// `set_cache_dir`'s folder, else `ADARESNET_CACHE_DIR`, else `$XDG_CACHE_HOME/adaresnet`,
+/// else `~/.cache/adaresnet` (`%LOCALAPPDATA%\adaresnet` on Windows).
 pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = CACHE_DIR_OVERRIDE.get() {
+        return Some(dir.clone());
+    }
     let env = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())

@@ -6,8 +6,51 @@ use adaresnet::model::{Preset, ResidualMode};
 use adaresnet::train::TrainConfig;
 use rand::{Rng, SeedableRng};
 
+/// Where every test keeps the measurement cache (kernel choice, matmul ceiling): cargo's own
+/// scratch folder for integration tests, inside `target/`, so no test reads or writes the
+/// user's `~/.cache/adaresnet`.
+pub const CACHE_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/adaresnet-cache");
+
+/// A test's scratch path: `name` inside a fresh temporary folder, not yet created (as a run
+/// directory a command is about to make). The folder and all in it go when this is dropped,
+/// whether the test passed or panicked.
+pub struct Scratch {
+    _root: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+pub fn scratch(name: &str) -> Scratch {
+    let root = tempfile::Builder::new()
+        .prefix("adaresnet-test-")
+        .tempdir()
+        .expect("a temporary folder can be made");
+    let path = root.path().join(name);
+    Scratch { _root: root, path }
+}
+
+impl Scratch {
+    /// The path as a command-line argument.
+    pub fn as_str(&self) -> &str {
+        self.path.to_str().expect("temporary paths are UTF-8 here")
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// The GPU every test uses. Without an adapter the test fails, saying how to get one.
 pub fn gpu() -> Gpu {
+    adaresnet::gpu::choice::set_cache_dir(CACHE_DIR);
     match Gpu::from_env() {
         Ok(g) => g,
         Err(e) => panic!(
@@ -43,6 +86,7 @@ pub fn adaresnet_bin(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, Strin
         .args(args)
         .envs(env.iter().copied())
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("ADARESNET_CACHE_DIR", CACHE_DIR)
         .output()
         .expect("the adaresnet binary runs");
     let text = format!(
