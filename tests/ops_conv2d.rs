@@ -106,14 +106,30 @@ fn awkward_shapes() -> Vec<Conv2dShape> {
 
 /// The subgroup kernels (every pass, one GEMM per stride phase of dx, split-K dw over the
 /// tap window) against the f64 twin over the awkward shapes. They need the SUBGROUP feature,
-/// which lavapipe has.
+/// and subgroups of 8 or more (lavapipe). An adapter without them (SwiftShader: 4 lanes) must
+/// refuse the style with its reason instead: never choose it, and refuse it when forced.
 #[test]
 fn conv2d_subgroup_matches_reference() {
+    use adaresnet::gpu::{choice, KernelStyle};
     let gpu = gpu();
-    assert!(
-        adaresnet::gpu::choice::supported(&gpu, adaresnet::gpu::KernelStyle::Subgroup),
-        "this adapter has no subgroups of 8 or more: the subgroup kernels cannot be tested on it"
-    );
+    if let Some(why) = choice::refusal(&gpu, KernelStyle::Subgroup) {
+        let has = gpu.device.features().contains(wgpu::Features::SUBGROUP);
+        assert!(
+            !has || gpu.info.subgroup_min_size < 8,
+            "refused on an adapter that has subgroups of 8 or more: {why}"
+        );
+        assert!(
+            why.contains(&gpu.info.name),
+            "the reason names the adapter: {why}"
+        );
+        let choice = choice::resolve(&gpu, |_, style| {
+            assert_eq!(style, KernelStyle::Tiled, "only tiled may be measured here");
+            Ok(Some(1.0))
+        })
+        .unwrap();
+        assert_eq!(choice.style, KernelStyle::Tiled, "{}", choice.describe());
+        return;
+    }
     let mut split = false;
     // (row-window path, k-pairs, odd step count) of every forward and dx GEMM run.
     let mut paths = std::collections::BTreeSet::new();

@@ -195,6 +195,8 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         eprintln!("warning: this adapter has no timestamp queries: only host time of whole steps");
     }
     let mut exec = random_training_executor(&gpu, &cfg, args.seed)?;
+    let kernels = gpu.kernel_choice(crate::ops::conv2d::probe::measure)?;
+    println!("kernels: {}", kernels.describe());
     let peak = crate::ops::gemm::cached_peak(&gpu)?;
     let mut profile = profile_training(
         &mut exec,

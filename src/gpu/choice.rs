@@ -1,5 +1,6 @@
 //! The kernel-variant choice per adapter, made in this one place: which kernel family runs the
-//! convolutions. `ADARESNET_KERNELS=tiled|subgroup` forces one; otherwise a short measurement
+//! convolutions. `ADARESNET_KERNELS=tiled|subgroup` forces one (`measure` skips the CPU
+//! table below, to exercise the measured path); otherwise a short measurement
 //! of both on a representative convolution decides, once per adapter, driver and shader
 //! version, and the result is cached on disk (`measurements.json` in `cache_dir`, with the
 //! matmul ceiling `bench --peak` measures) so later runs start at once.
@@ -11,7 +12,8 @@
 //!   fallback that needs no optional feature.
 //! - `subgroup`: one 8-lane subgroup per workgroup with 32x4 outputs per lane in registers and
 //!   operands shared by `subgroupBroadcast` (conv2d_subgroup.wgsl), the style CPU adapters
-//!   (lavapipe, SwiftShader, WARP) want; needs the SUBGROUP feature and subgroups of 8 or more.
+//!   with 8-wide SIMD (lavapipe, WARP) want; needs the SUBGROUP feature and subgroups of 8 or
+//!   more (`refusal` says why an adapter cannot: SwiftShader's subgroups are 4 wide).
 
 use std::path::PathBuf;
 
@@ -84,45 +86,99 @@ impl KernelChoice {
 
 /// Whether `style` can run on this device at all.
 pub fn supported(gpu: &Gpu, style: KernelStyle) -> bool {
+    refusal(gpu, style).is_none()
+}
+
+/// Why `style` cannot run on this device, in words for an error message; `None` when it can.
+pub fn refusal(gpu: &Gpu, style: KernelStyle) -> Option<String> {
     match style {
-        KernelStyle::Tiled => true,
-        // A workgroup of 8 must be one subgroup, so that broadcasts reach every invocation.
-        KernelStyle::Subgroup => {
-            gpu.device.features().contains(wgpu::Features::SUBGROUP)
-                && gpu.info.subgroup_min_size >= 8
+        KernelStyle::Tiled => None,
+        KernelStyle::Subgroup if !gpu.device.features().contains(wgpu::Features::SUBGROUP) => {
+            Some(format!(
+                "the subgroup kernels need the SUBGROUP feature, which '{}' does not offer",
+                gpu.info.name
+            ))
         }
+        // A workgroup of 8 must be one subgroup, so that broadcasts reach every invocation.
+        KernelStyle::Subgroup if gpu.info.subgroup_min_size < 8 => Some(format!(
+            "the subgroup kernels share operands across one 8-invocation workgroup by \
+             subgroupBroadcast, so they need subgroups of 8 or more, and '{}' may run \
+             subgroups of {} (it reports {}-{})",
+            gpu.info.name,
+            gpu.info.subgroup_min_size,
+            gpu.info.subgroup_min_size,
+            gpu.info.subgroup_max_size
+        )),
+        KernelStyle::Subgroup => None,
     }
 }
 
-/// `ADARESNET_KERNELS`: `None` when unset, empty or `auto`.
-pub fn forced_style() -> Result<Option<KernelStyle>> {
+/// What `ADARESNET_KERNELS` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelsVar {
+    /// Unset, empty or `auto`: the table, else the cache, else a measurement.
+    Auto,
+    /// `measure`: skip the table (a CPU adapter too), so the cache or a measurement decides.
+    Measure,
+    /// `tiled` or `subgroup`.
+    Style(KernelStyle),
+}
+
+/// `ADARESNET_KERNELS`, parsed.
+pub fn kernels_var() -> Result<KernelsVar> {
     let Ok(v) = std::env::var("ADARESNET_KERNELS") else {
-        return Ok(None);
+        return Ok(KernelsVar::Auto);
     };
     Ok(match v.trim().to_ascii_lowercase().as_str() {
-        "" | "auto" => None,
-        "tiled" => Some(KernelStyle::Tiled),
-        "subgroup" => Some(KernelStyle::Subgroup),
-        other => {
-            bail!("ADARESNET_KERNELS={other} is not a kernel style: use tiled, subgroup or auto")
-        }
+        "" | "auto" => KernelsVar::Auto,
+        "measure" => KernelsVar::Measure,
+        "tiled" => KernelsVar::Style(KernelStyle::Tiled),
+        "subgroup" => KernelsVar::Style(KernelStyle::Subgroup),
+        other => bail!(
+            "ADARESNET_KERNELS={other} is not a kernel style: use tiled, subgroup, measure or auto"
+        ),
     })
 }
 
-/// Resolves the style: forced, else the only supported one, else cached, else measured with
-/// `measure` (milliseconds per probe run of one style, `None` when its results disagree with
-/// the reference style's) and cached.
+/// `ADARESNET_KERNELS`'s style when it names one.
+pub fn forced_style() -> Result<Option<KernelStyle>> {
+    Ok(match kernels_var()? {
+        KernelsVar::Style(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// Resolves the style: forced, else the only supported one, else the table (unless
+/// `ADARESNET_KERNELS=measure`), else cached, else measured with `measure` (milliseconds per
+/// probe run of one style, `None` when its results disagree with the reference style's) and
+/// cached.
 pub fn resolve(
     gpu: &Gpu,
     measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
 ) -> Result<KernelChoice> {
+    let use_table = kernels_var()? != KernelsVar::Measure;
+    resolve_with(gpu, measure, use_table)
+}
+
+/// `resolve` with the table skipped, as `ADARESNET_KERNELS=measure` does: the path every GPU
+/// takes, here for a test on a CPU adapter.
+pub fn resolve_measured(
+    gpu: &Gpu,
+    measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
+) -> Result<KernelChoice> {
+    resolve_with(gpu, measure, false)
+}
+
+fn resolve_with(
+    gpu: &Gpu,
+    measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
+    use_table: bool,
+) -> Result<KernelChoice> {
     if let Some(style) = forced_style()? {
-        if !supported(gpu, style) {
+        if let Some(why) = refusal(gpu, style) {
             bail!(
-                "ADARESNET_KERNELS={} needs subgroups of 8 or more (the SUBGROUP feature), which \
-                 '{}' does not offer: use tiled or auto",
-                style.name(),
-                gpu.info.name
+                "ADARESNET_KERNELS={}: {why}: use tiled or auto",
+                style.name()
             );
         }
         return Ok(KernelChoice {
@@ -142,7 +198,7 @@ pub fn resolve(
     }
     // A table entry saves timing the other style, whose pipelines this adapter would then
     // compile for nothing (seconds on a CPU adapter); the probe still checks the results.
-    if let Some(style) = table_choice(gpu) {
+    if let Some(style) = table_choice(gpu).filter(|_| use_table) {
         if let Some(ms) = measure(gpu, style)? {
             return Ok(KernelChoice {
                 style,

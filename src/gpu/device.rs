@@ -49,6 +49,12 @@ pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     }
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
+    // `WGPU_VALIDATION=1` turns on the driver's validation (the Khronos layer on Vulkan, which
+    // must be installed). Without WGPU_DEBUG the layer prints its findings itself (stdout by
+    // default); with it wgpu logs them, but also embeds the WGSL in the SPIR-V, which layers
+    // older than SPIRV-Tools 2023 reject as an unknown source language.
+    // scripts/validation-check.sh runs the engine under the layer and fails on any finding.
+    desc.flags = wgpu::InstanceFlags::from_build_config().with_env();
     // Where the driver reports a memory budget (Vulkan's VK_EXT_memory_budget, DX12), buffer
     // creation past 95% of it fails as out of memory, which `Gpu::check` reports with the fix,
     // instead of spilling to system memory or losing the device mid-run.
