@@ -53,6 +53,11 @@ for model in resnet8 paper; do
 done
 # The kernel style in force and the timings it was chosen by, as bench and profile print them.
 grep -h "^kernels:" "$out"/bench-*.log "$out"/profile-*.txt >"$out/kernel-choice.txt" 2>/dev/null
+# Every style the adapter runs, timed on the probe (GPU timestamps), even where a table would
+# pick without timing (CPU adapters); the cache above already holds the real choice.
+ADARESNET_CACHE_DIR=$out/cache-measured ADARESNET_KERNELS=measure \
+  step kernel-choice-measured.txt "$bin" bench --models resnet8 --batches 8 --reps 1 --steps 1 --warmup 0
+grep -h "^kernels:" "$out/kernel-choice-measured.txt.log" >>"$out/kernel-choice.txt" 2>/dev/null
 if [[ -n $burn ]]; then
   for variant in small paper; do
     step "burn-$variant.txt" "$burn" --backend wgpu --variant "$variant" --mode train --batch 32 --warmup 2 --steps 6

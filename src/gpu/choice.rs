@@ -1,7 +1,8 @@
 //! The kernel-variant choice per adapter, made in this one place: which kernel family runs the
 //! convolutions. `ADARESNET_KERNELS=tiled|subgroup` forces one (`measure` skips the CPU
 //! table below, to exercise the measured path); otherwise a short measurement
-//! of both on a representative convolution decides, once per adapter, driver and shader
+//! of both on a representative convolution (GPU timestamps where the adapter has them)
+//! decides, once per adapter, driver and shader
 //! version, and the result is cached on disk (`measurements.json` in `cache_dir`, with the
 //! matmul ceiling `bench --peak` measures) so later runs start at once.
 //!
