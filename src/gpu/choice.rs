@@ -157,8 +157,7 @@ pub fn resolve(
     gpu: &Gpu,
     measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
 ) -> Result<KernelChoice> {
-    let use_table = kernels_var()? != KernelsVar::Measure;
-    resolve_with(gpu, measure, use_table)
+    resolve_with(gpu, measure, kernels_var()?)
 }
 
 /// `resolve` with the table skipped, as `ADARESNET_KERNELS=measure` does: the path every GPU
@@ -167,15 +166,20 @@ pub fn resolve_measured(
     gpu: &Gpu,
     measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
 ) -> Result<KernelChoice> {
-    resolve_with(gpu, measure, false)
+    let var = match kernels_var()? {
+        KernelsVar::Auto => KernelsVar::Measure,
+        forced => forced,
+    };
+    resolve_with(gpu, measure, var)
 }
 
+/// `var`: `ADARESNET_KERNELS` as read once by the caller.
 fn resolve_with(
     gpu: &Gpu,
     measure: impl Fn(&Gpu, KernelStyle) -> Result<Option<f64>>,
-    use_table: bool,
+    var: KernelsVar,
 ) -> Result<KernelChoice> {
-    if let Some(style) = forced_style()? {
+    if let KernelsVar::Style(style) = var {
         if let Some(why) = refusal(gpu, style) {
             bail!(
                 "ADARESNET_KERNELS={}: {why}: use tiled or auto",
@@ -199,7 +203,7 @@ fn resolve_with(
     }
     // A table entry saves timing the other style, whose pipelines this adapter would then
     // compile for nothing (seconds on a CPU adapter); the probe still checks the results.
-    if let Some(style) = table_choice(gpu).filter(|_| use_table) {
+    if let Some(style) = table_choice(gpu).filter(|_| var != KernelsVar::Measure) {
         if let Some(ms) = measure(gpu, style)? {
             return Ok(KernelChoice {
                 style,
