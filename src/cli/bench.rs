@@ -15,6 +15,7 @@ use crate::graph::gpu_exec::GpuExecutor;
 use crate::graph::plan::{memory_floor, MemoryFloor};
 use crate::model::{ModelConfig, Preset, ResidualMode, WInit};
 use crate::ops::gemm::{self, PeakRow};
+use super::conv_share::{self, ConvPassRow};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -110,6 +111,9 @@ pub struct BenchResult {
     pub infer_dispatches: usize,
     /// Building the executor (pipelines, buffers, bind groups) plus the first step, to its loss.
     pub startup_s: f64,
+    /// The kernel style of each distinct convolution, with the timings it was chosen by
+    /// where it was measured (gpu::choice::choose_per_shape).
+    pub conv_styles: Vec<crate::gpu::ShapeChoice>,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,6 +136,8 @@ pub struct BenchReport {
     /// `--peak`: the matmul ceiling per style and size; `peak_gflops` the best of them.
     pub peak: Vec<PeakRow>,
     pub peak_gflops: Option<f64>,
+    /// `--peak`: every pass of every distinct convolution in each style, against the ceiling.
+    pub conv_passes: Vec<ConvPassRow>,
     pub reps: usize,
     pub warmup: usize,
     pub steps: usize,
@@ -195,6 +201,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     eprintln!("kernels: {kernels}");
     let mut first_step_s = None;
     let mut results = Vec::new();
+    let mut conv_shapes = Vec::new();
     for &preset in &args.models {
         for &residual in &residuals {
             for &batch in &args.batches {
@@ -215,6 +222,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let startup_s = t0.elapsed().as_secs_f64();
                 first_step_s.get_or_insert_with(super::since_start);
                 let (train, infer) = bench_one(&mut exec, &args)?;
+                conv_shapes.extend(crate::graph::shapes::convs(&exec.graph));
                 let train_flops = flops(exec.train_program().expect("training program"));
                 let infer_flops = flops(exec.eval_program());
                 let images = (batch * args.steps) as f64;
@@ -241,6 +249,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     train_dispatches: exec.train_program().map_or(0, |p| p.len()),
                     infer_dispatches: exec.eval_program().len(),
                     startup_s,
+                    conv_styles: exec.styles.shapes.clone(),
                 });
             }
         }
@@ -258,11 +267,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         Vec::new()
     };
+    let conv_passes = if args.peak {
+        conv_share::measure(&gpu, &conv_shapes, &peak)?
+    } else {
+        Vec::new()
+    };
     let report = BenchReport {
         kernels,
         first_step_s: first_step_s.unwrap_or(0.0),
         peak_gflops: gemm::best(&peak).map(|r| r.gflops),
         peak,
+        conv_passes,
         adapter: AdapterInfo {
             name: gpu.info.name.clone(),
             backend: format!("{:?}", gpu.info.backend),
@@ -363,5 +378,13 @@ fn print_table(r: &BenchReport) {
             p.gflops,
             p.max_abs_err
         );
+    }
+    if !r.conv_passes.is_empty() {
+        conv_share::print(&r.conv_passes);
+    }
+    for x in &r.results {
+        for c in x.conv_styles.iter().filter(|c| !c.times.is_empty()) {
+            println!("conv style, {} batch {}: {}", x.model, x.batch, c.describe());
+        }
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check_grads;
 pub mod compare;
+pub mod conv_share;
 pub mod devices;
 pub mod eval;
 pub mod predict;

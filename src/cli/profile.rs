@@ -197,6 +197,9 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     let mut exec = random_training_executor(&gpu, &cfg, args.seed)?;
     let kernels = gpu.kernel_choice(crate::ops::conv2d::probe::measure)?;
     println!("kernels: {}", kernels.describe());
+    for line in exec.styles.describe_timed() {
+        println!("conv style: {line}");
+    }
     let peak = crate::ops::gemm::cached_peak(&gpu)?;
     let mut profile = profile_training(
         &mut exec,

@@ -4,7 +4,9 @@
 //! of both on a representative convolution (GPU timestamps where the adapter has them)
 //! decides, once per adapter, driver and shader
 //! version, and the result is cached on disk (`measurements.json` in `cache_dir`, with the
-//! matmul ceiling `bench --peak` measures) so later runs start at once.
+//! matmul ceiling `bench --peak` measures) so later runs start at once. Where that choice was
+//! measured, each of a network's convolution shapes is then timed in every style on its own
+//! sizes, all three passes, and runs in its fastest (`choose_per_shape`, cached per shape).
 //!
 //! A CPU adapter with subgroups skips the timing (`table_choice`) but still checks the
 //! kernels' results on the probe layer.
@@ -247,6 +249,105 @@ fn resolve_with(
         style,
         source: ChoiceSource::Measured(times),
     })
+}
+
+/// The style one convolution shape runs in, and the pass times it was chosen by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShapeChoice {
+    /// The shape, as `Conv2dShape::describe` writes it.
+    pub shape: String,
+    pub style: KernelStyle,
+    /// Milliseconds of forward, dx and dw per style timed; empty when nothing was timed (the
+    /// style was forced, the only one, or the CPU table's).
+    pub times: Vec<(KernelStyle, [f64; 3])>,
+    /// Read from the cache rather than measured now.
+    pub cached: bool,
+}
+
+impl ShapeChoice {
+    pub fn describe(&self) -> String {
+        if self.times.is_empty() {
+            return format!("{}: {}", self.shape, self.style.name());
+        }
+        let times: Vec<String> = self
+            .times
+            .iter()
+            .map(|(s, [f, dx, dw])| format!("{} {f:.2}/{dx:.2}/{dw:.2}", s.name()))
+            .collect();
+        let how = if self.cached { "cached" } else { "measured" };
+        format!(
+            "{}: {} ({how}, ms forward/dx/dw: {})",
+            self.shape,
+            self.style.name(),
+            times.join(", ")
+        )
+    }
+}
+
+/// The style of each of a network's convolution shapes. Where `base` was measured (the path
+/// every GPU takes), each shape is timed in every style that passed the probe, on its own
+/// sizes and all three passes, and runs in the fastest: a GPU may want the tiled kernels for
+/// wide layers and the subgroup ones for narrow ones. Each shape's timings are cached under
+/// its own key. Where `base` was forced, the only option or the CPU table's, every shape
+/// takes `base.style` untimed. `time(i, style)` times `shapes[i]`.
+pub fn choose_per_shape(
+    gpu: &Gpu,
+    base: &KernelChoice,
+    shapes: &[String],
+    time: impl Fn(usize, KernelStyle) -> Result<[f64; 3]>,
+) -> Result<Vec<ShapeChoice>> {
+    let candidates: Vec<KernelStyle> = match &base.source {
+        ChoiceSource::Measured(t) | ChoiceSource::Cached(t) if t.len() > 1 => t
+            .iter()
+            .map(|&(s, _)| s)
+            .filter(|&s| supported(gpu, s))
+            .collect(),
+        _ => {
+            return Ok(shapes
+                .iter()
+                .map(|shape| ShapeChoice {
+                    shape: shape.clone(),
+                    style: base.style,
+                    times: Vec::new(),
+                    cached: false,
+                })
+                .collect())
+        }
+    };
+    let mut out = Vec::with_capacity(shapes.len());
+    for (i, shape) in shapes.iter().enumerate() {
+        let key = cache_key(gpu, &format!("conv passes {shape}"));
+        let cached: Option<Vec<(KernelStyle, [f64; 3])>> = cache_get(&key)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .filter(|t: &Vec<(KernelStyle, [f64; 3])>| {
+                candidates.iter().all(|c| t.iter().any(|(s, _)| s == c))
+            });
+        let (times, was_cached) = match cached {
+            Some(t) => (t, true),
+            None => {
+                let mut t = Vec::new();
+                for &style in &candidates {
+                    t.push((style, time(i, style)?));
+                }
+                if let Err(e) = cache_put(&key, serde_json::to_value(&t)?) {
+                    log::warn!("could not cache the timings of {shape}: {e:#}");
+                }
+                (t, false)
+            }
+        };
+        let total = |p: &[f64; 3]| p.iter().sum::<f64>();
+        let style = times
+            .iter()
+            .min_by(|a, b| total(&a.1).total_cmp(&total(&b.1)))
+            .map_or(base.style, |&(s, _)| s);
+        out.push(ShapeChoice {
+            shape: shape.clone(),
+            style,
+            times,
+            cached: was_cached,
+        });
+    }
+    Ok(out)
 }
 
 /// The style measured best on a kind of adapter, where the answer is not in doubt: a CPU

@@ -9,7 +9,7 @@ pub mod profiler;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-pub use choice::{KernelChoice, KernelStyle};
+pub use choice::{KernelChoice, KernelStyle, ShapeChoice};
 pub use device::AdapterChoice;
 pub use dispatch::{groups_1d, Cost, Dispatch, Program};
 
@@ -22,6 +22,9 @@ pub struct Gpu {
     pub kernels: kernels::Kernels,
     /// The kernel style in force, decided on first use (see `choice`).
     choice: std::sync::Mutex<Option<KernelChoice>>,
+    /// Per convolution shape, the style chosen for it (see `choice::choose_per_shape`), so
+    /// that every program built on this device agrees and nothing is timed twice.
+    shape_choices: std::sync::Mutex<std::collections::HashMap<String, ShapeChoice>>,
     /// Errors wgpu reported outside any call that returns one (validation, out of memory,
     /// device lost), one line each; `check` turns the first into an error.
     errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -73,6 +76,7 @@ impl Gpu {
             info,
             kernels,
             choice: std::sync::Mutex::new(None),
+            shape_choices: Default::default(),
             errors,
         };
         gpu.check()?;
@@ -115,6 +119,29 @@ impl Gpu {
         log::info!("{}: {}", self.info.name, c.describe());
         *slot = Some(c.clone());
         Ok(c)
+    }
+
+    /// The style of each convolution shape (described by `shapes`), chosen once per shape on
+    /// this device: see `choice::choose_per_shape`; `time(i, style)` times `shapes[i]`.
+    pub fn shape_choices(
+        &self,
+        base: &KernelChoice,
+        shapes: &[String],
+        time: impl Fn(usize, KernelStyle) -> Result<[f64; 3]>,
+    ) -> Result<Vec<ShapeChoice>> {
+        let mut known = self.shape_choices.lock().expect("shape choice lock poisoned");
+        let missing: Vec<usize> = (0..shapes.len())
+            .filter(|&i| !known.contains_key(&shapes[i]))
+            .collect();
+        let names: Vec<String> = missing.iter().map(|&i| shapes[i].clone()).collect();
+        let fresh = choice::choose_per_shape(self, base, &names, |j, s| time(missing[j], s))?;
+        for c in fresh {
+            if !c.times.is_empty() {
+                log::info!("{}: {}", self.info.name, c.describe());
+            }
+            known.insert(c.shape.clone(), c);
+        }
+        Ok(shapes.iter().map(|s| known[s].clone()).collect())
     }
 
     /// The adapter from `ADARESNET_BACKEND` / `ADARESNET_ADAPTER`, else the best one found.

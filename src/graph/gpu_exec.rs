@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use super::lower::lower_node;
 use super::plan::{plan, Plan};
 use super::{Graph, Role, TensorId};
-use crate::gpu::{Dispatch, Gpu, KernelStyle, Program};
+use crate::gpu::{Dispatch, Gpu, Program};
+use crate::ops::conv2d::ConvStyles;
 use crate::ops::optim::Optimizer;
 
 /// What one training step reports, read back a step or two later without stalling.
@@ -40,8 +41,8 @@ pub struct GpuExecutor<'g> {
     pub gpu: &'g Gpu,
     pub graph: Graph,
     pub plan: Plan,
-    /// The adapter's kernel style every program here was lowered with.
-    pub style: KernelStyle,
+    /// The kernel style of each convolution every program here was lowered with.
+    pub styles: ConvStyles,
     buffers: Vec<wgpu::Buffer>,
     /// Optimizer state buffers per trainable parameter, in `graph.grads` order.
     pub optim_state: Vec<Vec<wgpu::Buffer>>,
@@ -167,13 +168,13 @@ impl<'g> GpuExecutor<'g> {
         optimizer: Option<Optimizer>,
         shared_state: Option<&[Vec<wgpu::Buffer>]>,
     ) -> Result<Self> {
-        let style = crate::ops::conv2d::kernel_style(gpu)?;
+        let styles = conv_styles(gpu, &graph)?;
         let buf = |t: TensorId| buffers[t.0].clone();
 
         let forward: Vec<Dispatch> = graph
             .forward_nodes()
             .iter()
-            .flat_map(|n| lower_node(&graph, n, &buf, true, style))
+            .flat_map(|n| lower_node(&graph, n, &buf, true, &styles))
             .collect();
         let eval = Program::new(gpu, forward);
 
@@ -187,14 +188,14 @@ impl<'g> GpuExecutor<'g> {
                 graph
                     .nodes
                     .iter()
-                    .flat_map(|n| lower_node(&graph, n, &buf, false, style))
+                    .flat_map(|n| lower_node(&graph, n, &buf, false, &styles))
                     .collect(),
             )),
             (Some(opt), true) => {
                 let mut ds: Vec<Dispatch> = graph
                     .nodes
                     .iter()
-                    .flat_map(|n| lower_node(&graph, n, &buf, false, style))
+                    .flat_map(|n| lower_node(&graph, n, &buf, false, &styles))
                     .collect();
                 for (p, d) in &graph.grads {
                     let t = graph.tensor(*p);
@@ -231,7 +232,7 @@ impl<'g> GpuExecutor<'g> {
             gpu,
             graph,
             plan,
-            style,
+            styles,
             buffers,
             optim_state,
             optimizer,
@@ -265,7 +266,7 @@ impl<'g> GpuExecutor<'g> {
         let buf = |t: TensorId| self.buffers[t.0].clone();
         let mut passes: Vec<&'static str> = Vec::new();
         for n in &self.graph.nodes {
-            let count = lower_node(&self.graph, n, &buf, false, self.style).len();
+            let count = lower_node(&self.graph, n, &buf, false, &self.styles).len();
             passes.extend(std::iter::repeat_n(n.op.pass(), count));
         }
         let len = self.train.as_ref().map_or(0, Program::len);
@@ -569,4 +570,9 @@ fn conv_tap_window(g: &Graph, grad: TensorId) -> Option<crate::ops::optim::TapWi
         first_w,
         taps_w,
     })
+}
+
+/// The style of each of the graph's convolutions on `gpu` (`ConvStyles::choose`).
+fn conv_styles(gpu: &Gpu, graph: &Graph) -> Result<ConvStyles> {
+    ConvStyles::choose(gpu, &super::shapes::convs(graph))
 }

@@ -2,17 +2,17 @@
 //! a flat list built once). Both the training and the evaluation programs come from here.
 
 use super::{shapes, Graph, Node, Op};
-use crate::gpu::{Dispatch, KernelStyle};
+use crate::gpu::Dispatch;
 use crate::ops::{batchnorm, conv2d, linear, loss, pool, relu, residual};
 
 /// `buf(t)` gives the buffer a tensor lives in. `eval` lowers BatchNorm to its
-/// running-statistics form; `style` is the adapter's kernel style (`gpu::choice`).
+/// running-statistics form; `styles` gives each convolution its kernel style.
 pub fn lower_node(
     g: &Graph,
     node: &Node,
     buf: &dyn Fn(super::TensorId) -> wgpu::Buffer,
     eval: bool,
-    style: KernelStyle,
+    styles: &conv2d::ConvStyles,
 ) -> Vec<Dispatch> {
     let i = &node.inputs;
     let o = &node.outputs;
@@ -20,7 +20,7 @@ pub fn lower_node(
     let out = |k: usize| buf(o[k]);
     let mut ds = match node.op {
         Op::Conv2d(a) => {
-            let s = shapes::conv(g, a, i[0], i[1]).with_style(style);
+            let s = styles.apply(shapes::conv(g, a, i[0], i[1]));
             let bias = a.bias.then(|| b(2));
             conv2d::forward(&b(0), &b(1), bias.as_ref(), &out(0), &out(1), &s)
         }
@@ -78,11 +78,11 @@ pub fn lower_node(
 
         // Backward: `i[0]` is the upstream gradient unless the op says otherwise.
         Op::Conv2dBackwardInput(a) => {
-            let s = shapes::conv(g, a, o[0], i[1]).with_style(style);
+            let s = styles.apply(shapes::conv(g, a, o[0], i[1]));
             conv2d::backward_input(&b(0), &b(1), &out(0), &out(1), &s)
         }
         Op::Conv2dBackwardWeight(a) => {
-            let s = shapes::conv(g, a, i[1], o[0]).with_style(style);
+            let s = styles.apply(shapes::conv(g, a, i[1], o[0]));
             conv2d::backward_weight(&b(0), &b(1), &out(1), &out(0), &s)
         }
         Op::Conv2dBackwardBias => {

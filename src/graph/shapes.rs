@@ -27,6 +27,18 @@ pub fn conv(g: &Graph, a: ConvAttrs, x: TensorId, weight: TensorId) -> Conv2dSha
     try_conv(g, a, x, weight).expect("model builders produce valid convolutions")
 }
 
+/// The shape of every forward convolution of `g`, in node order (their backward passes share
+/// them).
+pub fn convs(g: &Graph) -> Vec<Conv2dShape> {
+    g.nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            super::Op::Conv2d(a) => Some(conv(g, a, n.inputs[0], n.inputs[1])),
+            _ => None,
+        })
+        .collect()
+}
+
 /// As `conv`, for a graph still being built: the kernels' own refusal (e.g. tensors past
 /// 32-bit indices) as an error.
 pub fn try_conv(

@@ -8,9 +8,11 @@
 //! [`Conv2dShape::geometry`].
 
 pub mod probe;
+pub mod styles;
+pub mod timing;
 pub mod subgroup;
 
-pub use probe::kernel_style;
+pub use styles::ConvStyles;
 use subgroup::{ConvGemmParams, ConvPackParams, ConvWeightGradParams, ConvWindowSumParams};
 
 use anyhow::{bail, Result};
@@ -660,6 +662,29 @@ impl Conv2dShape {
     /// Scratch `backward_input` needs (every stride phase's packed weights), in any style.
     pub fn backward_input_scratch_len(&self) -> usize {
         self.subgroup_backward_input_pack_len()
+    }
+
+    /// The shape in one line, for kernel-choice keys and reports: "NxCxHxW -> Cout KHxKW/SHxSW
+    /// pad T,B,L,R" (and " bias"); tilings and style are not part of it.
+    pub fn describe(&self) -> String {
+        let p = self.pad;
+        format!(
+            "{}x{}x{}x{} -> {} {}x{}/{}x{} pad {},{},{},{}{}",
+            self.batch,
+            self.cin,
+            self.h,
+            self.w,
+            self.cout,
+            self.kh,
+            self.kw,
+            self.sh,
+            self.sw,
+            p.top,
+            p.bottom,
+            p.left,
+            p.right,
+            if self.has_bias { " bias" } else { "" }
+        )
     }
 
     /// This shape run by `style`'s kernels (passes forced by `tilings` keep theirs).

@@ -5,14 +5,8 @@
 use anyhow::Result;
 
 use super::{cpu, Conv2dShape};
-use crate::gpu::profiler::{DispatchTimer, Timing};
 use crate::gpu::{Gpu, KernelStyle};
 use crate::ops::compare::{compare, Tol};
-
-/// The style in force on `gpu`, measuring on first use (see `gpu::choice`).
-pub fn kernel_style(gpu: &Gpu) -> Result<KernelStyle> {
-    Ok(gpu.kernel_choice(measure)?.style)
-}
 
 /// Milliseconds per forward + dx + dw of the probe layer in `style` (best of a few runs after
 /// one that compiles; GPU time where the adapter has timestamp queries, else host time), or
@@ -43,27 +37,9 @@ pub fn measure(gpu: &Gpu, style: KernelStyle) -> Result<Option<f64>> {
     let mut ds = super::forward(&xb, &wb, None, &yb, &packed_f, &s);
     ds.extend(super::backward_input(&dyb, &wb, &dxb, &packed_dx, &s));
     ds.extend(super::backward_weight(&dyb, &xb, &partials, &dwb, &s));
-    let program = crate::gpu::Program::new(gpu, ds);
-    gpu.run(&program)?; // compiles the pipelines
-
-    // GPU timestamps where the adapter has them: the sum of the passes' own intervals, not
-    // the host's view of submit and wait, which on a discrete GPU is mostly launch latency.
-    let timer = DispatchTimer::new(gpu, program.len());
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let ms = if timer.timing() == Timing::HostOnly {
-            gpu.run(&program)?;
-            t.elapsed().as_secs_f64() * 1e3
-        } else {
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            timer.record(&program, &mut enc);
-            gpu.queue.submit([enc.finish()]);
-            let times = timer.read(gpu)?;
-            times.intervals.iter().map(|i| i.dur_ns).sum::<f64>() * 1e-6
-        };
-        best = best.min(ms);
-    }
+    // GPU timestamps where the adapter has them: the passes' own intervals, not the host's
+    // view of submit and wait, which on a discrete GPU is mostly launch latency.
+    let best = super::timing::time_groups(gpu, &[ds], 3)?[0];
     let exact = Tol::new(0.0, 0.0);
     let checks = [
         (

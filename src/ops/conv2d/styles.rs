@@ -1,0 +1,71 @@
+//! Which kernel style runs each convolution of a network: the device's style (`gpu::choice`,
+//! decided on the probe layer), refined per shape where the choice was measured.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use super::{probe, timing, Conv2dShape};
+use crate::gpu::{Gpu, KernelStyle, ShapeChoice};
+
+/// Timed repetitions per pass and style when choosing for a shape (the best counts).
+const CHOICE_REPS: usize = 3;
+
+/// The style per convolution shape, for lowering a graph.
+#[derive(Clone, Debug, Default)]
+pub struct ConvStyles {
+    /// The device's style: shapes not listed take it.
+    pub default: KernelStyle,
+    /// Per shape (its `describe`), with the timings it was chosen by.
+    pub shapes: Vec<ShapeChoice>,
+    by_shape: HashMap<String, KernelStyle>,
+}
+
+impl ConvStyles {
+    /// Every shape in `style`: for tests and checks that pick one style.
+    pub fn uniform(style: KernelStyle) -> Self {
+        Self {
+            default: style,
+            ..Self::default()
+        }
+    }
+
+    /// The styles of `shapes` on `gpu` (each timed in every candidate style where the device's
+    /// choice was measured; see `choice::choose_per_shape`).
+    pub fn choose(gpu: &Gpu, shapes: &[Conv2dShape]) -> Result<Self> {
+        let base = gpu.kernel_choice(probe::measure)?;
+        let mut distinct: Vec<Conv2dShape> = Vec::new();
+        for s in shapes {
+            if !distinct.iter().any(|d| d.describe() == s.describe()) {
+                distinct.push(*s);
+            }
+        }
+        let names: Vec<String> = distinct.iter().map(Conv2dShape::describe).collect();
+        let chosen = gpu.shape_choices(&base, &names, |i, style| {
+            timing::time_passes(gpu, &distinct[i].with_style(style), CHOICE_REPS)
+        })?;
+        Ok(Self {
+            default: base.style,
+            by_shape: chosen
+                .iter()
+                .map(|c| (c.shape.clone(), c.style))
+                .collect(),
+            shapes: chosen,
+        })
+    }
+
+    /// `s` in the style chosen for it.
+    pub fn apply(&self, s: Conv2dShape) -> Conv2dShape {
+        let style = self.by_shape.get(&s.describe()).copied();
+        s.with_style(style.unwrap_or(self.default))
+    }
+
+    /// One line per shape whose style was timed (nothing when none was).
+    pub fn describe_timed(&self) -> Vec<String> {
+        self.shapes
+            .iter()
+            .filter(|c| !c.times.is_empty())
+            .map(ShapeChoice::describe)
+            .collect()
+    }
+}
