@@ -35,13 +35,19 @@ fn each_shape_runs_in_its_fastest_style_cached_and_retimed_on_change() {
     };
 
     // Not measured: every shape takes the device's style, nothing timed.
-    for source in [ChoiceSource::Forced, ChoiceSource::OnlyOption, ChoiceSource::Table(1.0)] {
+    for source in [
+        ChoiceSource::Forced,
+        ChoiceSource::OnlyOption,
+        ChoiceSource::Table(1.0),
+    ] {
         let base = KernelChoice {
             style: KernelStyle::Tiled,
             source,
         };
         let c = choice::choose_per_shape(&gpu, &base, &names, time).unwrap();
-        assert!(c.iter().all(|c| c.style == KernelStyle::Tiled && c.times.is_empty()));
+        assert!(c
+            .iter()
+            .all(|c| c.style == KernelStyle::Tiled && c.times.is_empty()));
     }
     assert_eq!(timed.get(), 0, "nothing timed without a measured base");
 
@@ -52,10 +58,16 @@ fn each_shape_runs_in_its_fastest_style_cached_and_retimed_on_change() {
     let first = choice::choose_per_shape(&gpu, &base, &names, time).unwrap();
     if runnable.len() == 1 {
         // One style runs here (e.g. SwiftShader's 4-lane subgroups): nothing to choose.
-        assert!(first.iter().all(|c| c.style == runnable[0] && c.times.is_empty()));
+        assert!(first
+            .iter()
+            .all(|c| c.style == runnable[0] && c.times.is_empty()));
         return;
     }
-    assert_eq!(timed.get(), shapes.len() * runnable.len(), "each shape, each style");
+    assert_eq!(
+        timed.get(),
+        shapes.len() * runnable.len(),
+        "each shape, each style"
+    );
     for c in &first {
         assert!(!c.cached);
         assert_eq!(c.times.len(), runnable.len());
@@ -86,7 +98,11 @@ fn each_shape_runs_in_its_fastest_style_cached_and_retimed_on_change() {
     // A new driver or new shaders: the cached keys no longer match, so each shape is retimed.
     let file = cache.join("measurements.json");
     for (what, from, to) in [
-        ("driver", gpu.info.driver_info.clone(), "Mesa 99.0".to_string()),
+        (
+            "driver",
+            gpu.info.driver_info.clone(),
+            "Mesa 99.0".to_string(),
+        ),
         ("shaders", "shaders ".to_string(), "shaders 0".to_string()),
     ] {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -103,6 +119,10 @@ fn each_shape_runs_in_its_fastest_style_cached_and_retimed_on_change() {
         timed.set(0);
         let again = choice::choose_per_shape(&gpu, &base, &names, time).unwrap();
         assert!(again.iter().all(|c| !c.cached), "{what} changed");
-        assert_eq!(timed.get(), shapes.len() * runnable.len(), "{what} changed: retimed");
+        assert_eq!(
+            timed.get(),
+            shapes.len() * runnable.len(),
+            "{what} changed: retimed"
+        );
     }
 }

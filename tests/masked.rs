@@ -72,11 +72,6 @@ fn runs_without_subgroups() {
 }
 
 #[test]
-fn runs_without_shader_f16() {
-    check_all(&[("ADARESNET_DISABLE_FEATURES", "shader-f16")]);
-}
-
-#[test]
 fn runs_without_timestamps() {
     check_all(&[("ADARESNET_DISABLE_FEATURES", "timestamp-query")]);
 }

@@ -8,11 +8,7 @@ use serde_json::json;
 use super::{run_and_read, Inputs, OpCheck, Pass};
 use crate::gpu::Gpu;
 use crate::ops::batchnorm::{self, cpu, BatchnormShape};
-use crate::ops::compare::Tol;
-
-fn max_abs(v: &[f64]) -> f64 {
-    v.iter().fold(0.0, |m, x| m.max(x.abs()))
-}
+use crate::ops::compare::{max_abs, Tol};
 
 /// The tolerance of a value whose error is that of a mean of `m` values bounded by `bound`
 /// (`Tol::sum_of` of the m terms `bound / m`: an absolute error of 4 eps * bound).

@@ -12,11 +12,7 @@ use crate::graph::cpu_exec::CpuExecutor;
 use crate::graph::gpu_exec::GpuExecutor;
 use crate::graph::{init, Role, TensorId};
 use crate::model::{build_training, ModelConfig};
-use crate::ops::compare::Tol;
-
-fn max_abs(v: &[f64]) -> f64 {
-    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
-}
+use crate::ops::compare::{max_abs, Tol};
 
 /// Gradients pass through every layer in f32 on the GPU (rounding compounds layer by layer,
 /// and BatchNorm divides by small batch deviations), so they are compared relative to the

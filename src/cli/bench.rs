@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
 
+use super::conv_share::{self, ConvPassRow};
 use super::profile::{image_size, random_training_executor};
 use super::GpuArgs;
 use crate::gpu::Gpu;
@@ -15,7 +16,6 @@ use crate::graph::gpu_exec::GpuExecutor;
 use crate::graph::plan::{memory_floor, MemoryFloor};
 use crate::model::{ModelConfig, Preset, ResidualMode, WInit};
 use crate::ops::gemm::{self, PeakRow};
-use super::conv_share::{self, ConvPassRow};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -384,7 +384,12 @@ fn print_table(r: &BenchReport) {
     }
     for x in &r.results {
         for c in x.conv_styles.iter().filter(|c| !c.times.is_empty()) {
-            println!("conv style, {} batch {}: {}", x.model, x.batch, c.describe());
+            println!(
+                "conv style, {} batch {}: {}",
+                x.model,
+                x.batch,
+                c.describe()
+            );
         }
     }
 }

@@ -24,8 +24,6 @@ pub struct BatchConfig {
     pub seed: u64,
     /// Off for evaluation: dataset order, every epoch.
     pub shuffle: bool,
-    /// Drop the last partial batch (kept by default, so every image is seen once).
-    pub drop_last: bool,
     /// Per-channel (x/255 - mean) / std; `None` leaves pixels at x/255.
     pub normalize: Option<ChannelStats>,
     /// `None` by default: augmentation is a training choice, never a surprise.
@@ -38,7 +36,6 @@ impl BatchConfig {
             batch_size,
             seed,
             shuffle: true,
-            drop_last: false,
             normalize: None,
             augment: None,
         }
@@ -91,12 +88,8 @@ impl Batcher {
     }
 
     pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.data.n, self.cfg.batch_size);
-        if self.cfg.drop_last {
-            n / b
-        } else {
-            n.div_ceil(b)
-        }
+        // The last partial batch is kept, so every image is seen once an epoch.
+        self.data.n.div_ceil(self.cfg.batch_size)
     }
 
     /// The image order of `epoch`: the seeded permutation, or `0..n` without shuffling.

@@ -129,11 +129,8 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
 pub const OPTIONAL_FEATURES: &[(&str, wgpu::Features)] = &[
     (
         "timestamp-query",
-        wgpu::Features::TIMESTAMP_QUERY
-            .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
-            .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
+        wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
     ),
-    ("shader-f16", wgpu::Features::SHADER_F16),
     ("subgroups", wgpu::Features::SUBGROUP),
 ];
 

@@ -58,15 +58,20 @@ impl Dispatch {
     }
 }
 
+/// WebGPU's limit on workgroups along one dimension of a dispatch (the default and the
+/// guaranteed minimum of `max_compute_workgroups_per_dimension`).
+pub const MAX_GROUPS_PER_DIM: usize = 65535;
+
 /// Workgroup counts for `threads` one-dimensional work items with workgroups of `wg`, folded
 /// into a second dimension past the 65535 per-dimension limit. Kernels recover the flat index
 /// as `(wid.y * nwg.x + wid.x) * WG + lid.x` and bounds-check it.
 pub fn groups_1d(threads: u64, wg: u32) -> [u32; 3] {
     let n = threads.div_ceil(wg as u64).max(1);
-    if n <= 65535 {
+    let max = MAX_GROUPS_PER_DIM as u64;
+    if n <= max {
         [n as u32, 1, 1]
     } else {
-        let y = n.div_ceil(65535);
+        let y = n.div_ceil(max);
         [n.div_ceil(y) as u32, y as u32, 1]
     }
 }

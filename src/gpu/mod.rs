@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub use choice::{KernelChoice, KernelStyle, ShapeChoice};
 pub use device::AdapterChoice;
-pub use dispatch::{groups_1d, Cost, Dispatch, Program};
+pub use dispatch::{groups_1d, Cost, Dispatch, Program, MAX_GROUPS_PER_DIM};
 
 /// An open device with its queue and the pipeline cache.
 pub struct Gpu {
@@ -129,7 +129,10 @@ impl Gpu {
         shapes: &[String],
         time: impl Fn(usize, KernelStyle) -> Result<[f64; 3]>,
     ) -> Result<Vec<ShapeChoice>> {
-        let mut known = self.shape_choices.lock().expect("shape choice lock poisoned");
+        let mut known = self
+            .shape_choices
+            .lock()
+            .expect("shape choice lock poisoned");
         let missing: Vec<usize> = (0..shapes.len())
             .filter(|&i| !known.contains_key(&shapes[i]))
             .collect();

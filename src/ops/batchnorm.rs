@@ -177,7 +177,7 @@ impl BatchnormShape {
     pub fn elementwise_groups(&self) -> usize {
         self.len()
             .div_ceil(WORKGROUP[0] as usize * ELEMENTS_PER_THREAD)
-            .clamp(1, 65535)
+            .clamp(1, crate::gpu::MAX_GROUPS_PER_DIM)
     }
     fn params(&self) -> BatchnormParams {
         let t = self.threads_per_channel();

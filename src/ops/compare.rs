@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+/// The largest magnitude in `v` (0 for an empty slice): the scale tolerances are set by.
+pub fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
 /// A tolerance, stated where it is used together with the reason for its size.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tol {

@@ -2,7 +2,7 @@
 //! `dx = dy W`, `dW = dy^T x`, `db = sum_n dy`. The three products are tiled matmuls (32x32
 //! output tiles through workgroup memory); the bias gradient is a per-column sum.
 
-use crate::gpu::{groups_1d, Cost, Dispatch};
+use crate::gpu::{groups_1d, Cost, Dispatch, MAX_GROUPS_PER_DIM};
 
 /// Output tile edge of the matmul kernels (`TILE` in linear.wgsl).
 pub const TILE: u32 = 32;
@@ -83,8 +83,8 @@ impl LinearShape {
         let tiles = |rows: u64, cols: u64| {
             let g = [cols.div_ceil(TILE as u64), rows.div_ceil(TILE as u64)];
             assert!(
-                g[0] <= 65535 && g[1] <= 65535,
-                "linear {self:?}: more than 65535 tiles along one dimension"
+                g.iter().all(|&n| n as usize <= MAX_GROUPS_PER_DIM),
+                "linear {self:?}: more than {MAX_GROUPS_PER_DIM} tiles along one dimension"
             );
             [g[0].max(1) as u32, g[1].max(1) as u32, 1]
         };

@@ -288,7 +288,7 @@ impl AvgPoolShape {
     pub fn backward_groups(&self) -> usize {
         self.in_len()
             .div_ceil(WORKGROUP[0] as usize * AVG_BACKWARD_CELLS_PER_THREAD)
-            .clamp(1, 65535)
+            .clamp(1, crate::gpu::MAX_GROUPS_PER_DIM)
     }
 
     fn params(&self, len: usize) -> PoolParams {

@@ -9,15 +9,15 @@
 
 pub mod probe;
 pub mod styles;
-pub mod timing;
 pub mod subgroup;
+pub mod timing;
 
 pub use styles::ConvStyles;
 use subgroup::{ConvGemmParams, ConvPackParams, ConvWeightGradParams, ConvWindowSumParams};
 
 use anyhow::{bail, Result};
 
-use crate::gpu::{groups_1d, Cost, Dispatch, KernelStyle};
+use crate::gpu::{groups_1d, Cost, Dispatch, KernelStyle, MAX_GROUPS_PER_DIM};
 
 pub const WORKGROUP: [u32; 3] = [256, 1, 1];
 /// Output tile edge of the square GEMM kernels (must match `TILE` in conv2d.wgsl).
@@ -108,14 +108,11 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("conv2d_backward_weight_rows_subgroup", subgroup::WORKGROUP),
 ];
 
-/// Split-K for `dw`: aim for this many workgroups so a GPU's cores (or lavapipe's threads)
-/// all have work when the weight is small but the batch large (early layers).
-const DW_TARGET_GROUPS: usize = 128;
+/// Split-K for the tiled `dw`: aim for this many workgroups so a GPU's cores all have work when the weight is small but the batch large (early layers).
+const TILED_DW_TARGET_GROUPS: usize = 128;
 /// ...but give each slice at least this many output positions, so the partial sums (re-read
 /// by the sum pass) stay small next to the activations the slice reads.
-const DW_MIN_POSITIONS_PER_SPLIT: usize = 512;
-/// The per-dimension workgroup limit of WebGPU.
-const MAX_GROUPS: usize = 65535;
+const TILED_DW_MIN_POSITIONS_PER_SPLIT: usize = 512;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -482,8 +479,11 @@ impl Conv2dShape {
             g.backward_weight.groups,
         ];
         if largest.iter().any(|&n| n > u32::MAX as usize)
-            || self.cin.max(self.cout) > MAX_GROUPS
-            || groups.iter().flatten().any(|&n| n as usize > MAX_GROUPS)
+            || self.cin.max(self.cout) > MAX_GROUPS_PER_DIM
+            || groups
+                .iter()
+                .flatten()
+                .any(|&n| n as usize > MAX_GROUPS_PER_DIM)
         {
             bail!(
                 "conv2d {}x{}x{}x{} -> {} channels: tensors too large for one dispatch (32-bit indices)",
@@ -512,8 +512,8 @@ impl Conv2dShape {
         let fold_past = self
             .tilings
             .fold_past
-            .unwrap_or(MAX_GROUPS)
-            .clamp(1, MAX_GROUPS);
+            .unwrap_or(MAX_GROUPS_PER_DIM)
+            .clamp(1, MAX_GROUPS_PER_DIM);
 
         let subgroup = self.style == KernelStyle::Subgroup;
         let fwd = self.tilings.forward.unwrap_or_else(|| {
@@ -583,10 +583,10 @@ impl Conv2dShape {
         let (splits, span) = if dw == Tiling::Subgroup {
             subgroup::dw_split(tiles, positions, 4 * subgroup::kpack(self.cout))
         } else {
-            let wanted = DW_TARGET_GROUPS.div_ceil(tiles);
+            let wanted = TILED_DW_TARGET_GROUPS.div_ceil(tiles);
             let splits = wanted
-                .min(positions / DW_MIN_POSITIONS_PER_SPLIT)
-                .clamp(1, MAX_GROUPS);
+                .min(positions / TILED_DW_MIN_POSITIONS_PER_SPLIT)
+                .clamp(1, MAX_GROUPS_PER_DIM);
             let span = chunks.div_ceil(splits) * chunk;
             (positions.div_ceil(span), span)
         };

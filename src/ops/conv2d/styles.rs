@@ -46,10 +46,7 @@ impl ConvStyles {
         })?;
         Ok(Self {
             default: base.style,
-            by_shape: chosen
-                .iter()
-                .map(|c| (c.shape.clone(), c.style))
-                .collect(),
+            by_shape: chosen.iter().map(|c| (c.shape.clone(), c.style)).collect(),
             shapes: chosen,
         })
     }

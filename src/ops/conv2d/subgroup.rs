@@ -3,7 +3,7 @@
 //! pass and every stride phase of dx, each described as a correlation (`Correlation`).
 
 use super::{tap_window, Conv2dShape};
-use crate::gpu::{groups_1d, Cost, Dispatch};
+use crate::gpu::{groups_1d, Cost, Dispatch, MAX_GROUPS_PER_DIM};
 
 /// Rows and columns of one workgroup's output tile (`TM`, `TQ` in conv2d_subgroup.wgsl).
 pub const TILE: usize = 32;
@@ -12,10 +12,10 @@ pub const PACK_WORKGROUP: [u32; 3] = [256, 1, 1];
 /// Split-K target for dw: enough workgroups for a CPU adapter's threads to share out
 /// (lavapipe runs one per core), few enough that summing the slices stays cheap: each
 /// partial is a scalar load there.
-const DW_TARGET_GROUPS: usize = 32;
+/// (The tiled style aims for more: `TILED_DW_TARGET_GROUPS` in mod.rs.)
+const SUBGROUP_DW_TARGET_GROUPS: usize = 32;
 /// ...and at least this many positions per slice.
-const DW_MIN_POSITIONS_PER_SPLIT: usize = 1024;
-const MAX_GROUPS: usize = 65535;
+const SUBGROUP_DW_MIN_POSITIONS_PER_SPLIT: usize = 1024;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -331,10 +331,10 @@ impl Conv2dShape {
 /// multiple of `step`, the positions the kernel takes per step, so that no step straddles
 /// two slices).
 pub fn dw_split(tiles: usize, positions: usize, step: usize) -> (usize, usize) {
-    let splits = DW_TARGET_GROUPS
+    let splits = SUBGROUP_DW_TARGET_GROUPS
         .div_ceil(tiles)
-        .min(positions / DW_MIN_POSITIONS_PER_SPLIT)
-        .clamp(1, MAX_GROUPS);
+        .min(positions / SUBGROUP_DW_MIN_POSITIONS_PER_SPLIT)
+        .clamp(1, MAX_GROUPS_PER_DIM);
     let span = positions.div_ceil(splits).next_multiple_of(step);
     (positions.div_ceil(span), span)
 }
@@ -345,8 +345,8 @@ fn gemm_groups(c: &Correlation, s: &Conv2dShape) -> [u32; 3] {
     let fold_past = s
         .tilings
         .fold_past
-        .unwrap_or(MAX_GROUPS)
-        .clamp(1, MAX_GROUPS);
+        .unwrap_or(MAX_GROUPS_PER_DIM)
+        .clamp(1, MAX_GROUPS_PER_DIM);
     let tiles = c.columns(s.batch).div_ceil(TILE).max(1);
     let z = tiles.div_ceil(fold_past);
     [
