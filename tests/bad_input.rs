@@ -10,16 +10,7 @@ fn refused(args: &[&str], needle: &str) {
 }
 
 fn refused_with(env: &[(&str, &str)], args: &[&str], needle: &str) {
-    let (code, text) = common::adaresnet_bin(env, args);
-    assert_eq!(code, Some(1), "{args:?} exit code:\n{text}");
-    assert!(!text.contains("panicked"), "{args:?} panicked:\n{text}");
-    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: one error line:\n{text}");
-    assert!(
-        errors[0].contains(needle),
-        "{args:?}: '{needle}' not in {}",
-        errors[0]
-    );
+    common::refused_with(env, args, needle);
 }
 
 fn out_dir(name: &str) -> common::Scratch {

@@ -297,8 +297,12 @@ fn small_comparison_writes_the_report_and_reuses_its_runs() {
     let gpu = common::gpu();
     let out = tmp("small");
     let o = out.to_str().unwrap();
+    // Constant rates: a cosine run (the demo's default) refuses more --epochs, tested in
+    // tests/kill_resume.rs; this one extends its runs.
     let args = |modes: &str, seeds: &str, epochs: &str, lr: &str| {
         plan(&[
+            "--lr-schedule",
+            "constant",
             "--model",
             "resnet8",
             "--modes",

@@ -2,7 +2,9 @@
 //! resumes bit-exactly: after `--resume`, metrics.csv (all but its timing columns),
 //! weights.csv and the final parameters and optimizer state equal an uninterrupted run's.
 //! Mid-epoch checkpoints every 3 steps; kill points spread over both epochs. SIGINT instead
-//! finishes the step, checkpoints and exits 1 saying how to resume. Runs the binary.
+//! finishes the step, checkpoints and exits 1 saying how to resume. The resumes that cannot
+//! go on (no checkpoint yet, a damaged one, another cosine length) are refused in one line
+//! saying how to go on, and a finished run's says it is complete. Runs the binary.
 
 mod common;
 
@@ -186,4 +188,115 @@ fn sigint_checkpoints_and_says_how_to_resume() {
     let (code, text) = finish(start(&dir, true), "resumed run");
     assert_eq!(code, Some(0), "{text}");
     same_run(&straight, &dir, "after SIGINT");
+}
+
+/// A one-epoch run of 2 steps into `dir`, with `--epochs epochs` (and `--resume`): the
+/// shipped-data demo's cosine schedule.
+fn tiny(dir: &Path, epochs: &str, resume: bool) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "train",
+        "--model",
+        "resnet8",
+        "--train-limit",
+        "64",
+        "--test-limit",
+        "32",
+        "--batch",
+        "32",
+        "--epochs",
+        epochs,
+        "--out",
+        dir.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    if resume {
+        a.push("--resume".into());
+    }
+    a
+}
+
+fn run_bin(args: &[String]) -> (Option<i32>, String) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::adaresnet_bin(&[], &args)
+}
+
+/// `--resume`'s one-line refusals: the cause, then how to go on from there.
+fn resume_refused(args: &[String], needles: &[&str]) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let error = common::refused_with(&[], &args, needles[0]);
+    for n in needles {
+        assert!(error.contains(n), "'{n}' not in {error}");
+    }
+}
+
+fn learned_w(text: &str) -> &str {
+    let line = text.lines().find(|l| l.starts_with("learned w:"));
+    line.unwrap_or_else(|| panic!("no learned w line in:\n{text}"))
+}
+
+/// Resuming a finished run trains nothing, says so and prints the checkpoint's `w` (which
+/// the run itself printed last).
+#[test]
+fn resuming_a_finished_run_says_it_is_complete() {
+    let dir = out("finished");
+    let (code, first) = run_bin(&tiny(&dir, "1", false));
+    assert_eq!(code, Some(0), "{first}");
+    let (code, again) = run_bin(&tiny(&dir, "1", true));
+    assert_eq!(code, Some(0), "{again}");
+    assert!(again.contains("already complete"), "{again}");
+    assert!(!again.contains("NaN"), "{again}");
+    assert_eq!(learned_w(&again), learned_w(&first));
+}
+
+/// A cosine run's rates follow from its `--epochs`, so resuming with another is refused,
+/// naming both; a changed byte in the checkpoint (a tensor's, the header's) is refused
+/// naming the part and how to start over; the same resume then still works.
+#[test]
+fn resume_refuses_another_cosine_length_and_a_damaged_checkpoint() {
+    let dir = out("cosine");
+    assert_eq!(run_bin(&tiny(&dir, "1", false)).0, Some(0));
+    resume_refused(
+        &tiny(&dir, "2", true),
+        &["cosine", "--epochs 1", "--epochs 2"],
+    );
+    let path = dir.join("checkpoint.safetensors");
+    let good = std::fs::read(&path).unwrap();
+    let (header, meta) = safetensors::SafeTensors::read_metadata(&good).unwrap();
+    let last = good.len() - 8 - header - 1;
+    let (name, _) = meta
+        .tensors()
+        .into_iter()
+        .find(|(_, t)| (t.data_offsets.0..t.data_offsets.1).contains(&last))
+        .unwrap();
+    for (at, part) in [
+        (good.len() - 1, format!("tensor '{name}'")),
+        (8 + header / 2, "header".to_string()),
+    ] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        resume_refused(
+            &tiny(&dir, "1", true),
+            &["corrupt", &part, "without --resume"],
+        );
+    }
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(run_bin(&tiny(&dir, "1", true)).0, Some(0));
+}
+
+/// A run killed before its first checkpoint leaves a directory without one: `--resume` says
+/// so and how to start over; with no directory at all it says that, and makes none.
+#[test]
+fn resume_without_a_checkpoint_says_none_was_written() {
+    let dir = out("early");
+    std::fs::create_dir_all(&*dir).unwrap();
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    resume_refused(
+        &tiny(&dir, "1", true),
+        &["no checkpoint yet", "without --resume"],
+    );
+    let none = out("none");
+    resume_refused(&tiny(&none, "1", true), &["no run directory", "--out"]);
+    assert!(!none.exists(), "a refused resume makes no run directory");
 }

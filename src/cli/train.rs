@@ -152,6 +152,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .checkpoint_every
         .map_or_else(CheckpointEvery::default, CheckpointEvery::Steps);
     let summary = train_with(&gpu, &cfg, &args.out, args.resume, true, every)?;
+    if summary.already_complete {
+        let n = summary.epochs.len();
+        println!(
+            "the run in {} is already complete ({n} epoch{}, {} steps): nothing left to train; \
+             its checkpoint's results follow",
+            args.out.display(),
+            if n == 1 { "" } else { "s" },
+            summary.steps
+        );
+    }
     if let Some(last) = summary.epochs.last() {
         println!(
             "final: test accuracy {:.4}, test loss {:.4}, train accuracy {:.4} after {} steps ({})",

@@ -139,6 +139,9 @@ pub struct Summary {
     pub epochs: Vec<EpochMetrics>,
     pub steps: u64,
     pub final_w: Vec<(String, Vec<f32>)>,
+    /// A `--resume` of a run that had already trained every epoch: nothing ran, and
+    /// `final_w` is the checkpoint's.
+    pub already_complete: bool,
 }
 
 /// Whether `cfg` reads an image folder with no train/ and test/ of its own, whose test split
@@ -267,6 +270,8 @@ pub fn train_with(
     every: CheckpointEvery,
 ) -> Result<Summary> {
     cfg.validate()?;
+    // Before the directory is made or any data loaded: a resume that cannot go on says so.
+    let resumed = resume.then(|| resume_point(cfg, out)).transpose()?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create run directory {}", out.display()))?;
     let train_ds = Arc::new(load_split(cfg, Split::Train, cfg.train_limit)?);
@@ -299,21 +304,10 @@ pub fn train_with(
 
     let ckpt = checkpoint_path(out);
     let mut tally = EpochTally::default();
-    let start_epoch = if resume {
-        let ck = Checkpoint::load(&ckpt)?;
-        let saved: TrainConfig = serde_json::from_str(ck.meta("config")?)?;
-        let differs = compare::config_differences(&saved, cfg)?;
-        if !differs.is_empty() {
-            bail!(
-                "{} was written with other settings ({}): resume with the run's own flags \
-                 (its config.json), or train into another --out",
-                ckpt.display(),
-                differs.join(", ")
-            );
-        }
+    let start_epoch = if let Some(ck) = &resumed {
         exec.import_state(&|name| Ok(ck.get(name)?.to_vec()))?;
         exec.step = ck.meta("step")?.parse()?;
-        tally = EpochTally::load(&ck)?;
+        tally = EpochTally::load(ck)?;
         ck.meta("epoch")?.parse::<usize>()?
     } else {
         for (t, v) in init::initial_values(&exec.graph, cfg.seed) {
@@ -478,12 +472,85 @@ pub fn train_with(
             bail!("{}", interrupted_message(&exec, &ckpt));
         }
     }
-    let final_w = split_w(&exec, &last_w);
+    let already_complete = resume && start_epoch >= cfg.epochs;
+    // Where no step ran (a complete run resumed), the checkpoint's w: the executor's now.
+    let final_w = if last_w.is_empty() {
+        current_w(&exec)?
+    } else {
+        split_w(&exec, &last_w)
+    };
     Ok(Summary {
         epochs,
         steps: exec.step,
         final_w,
+        already_complete,
     })
+}
+
+/// The checkpoint in `out` that `--resume` continues from, or why it cannot (cause and fix):
+/// no run there, no checkpoint yet, a damaged one, other settings, or another `--epochs`
+/// under a cosine schedule.
+fn resume_point(cfg: &TrainConfig, out: &Path) -> Result<Checkpoint> {
+    let ckpt = checkpoint_path(out);
+    if !out.is_dir() {
+        bail!(
+            "--resume: there is no run directory {}: check --out, or drop --resume to start a run there",
+            out.display()
+        );
+    }
+    if !ckpt.exists() {
+        bail!(
+            "--resume: {} holds no checkpoint yet (the run stopped before its first, which is \
+             written at the first epoch end or after --checkpoint-every N steps): run the same \
+             command without --resume to start the run over",
+            out.display()
+        );
+    }
+    let ck = Checkpoint::load_or(
+        &ckpt,
+        "it cannot be resumed: run the same command without --resume to start the run over, \
+         or train into another --out",
+    )?;
+    let saved: TrainConfig = serde_json::from_str(ck.meta("config")?)?;
+    let differs = compare::config_differences(&saved, cfg)?;
+    if !differs.is_empty() {
+        bail!(
+            "{} was written with other settings ({}): resume with the run's own flags \
+             (its config.json), or train into another --out",
+            ckpt.display(),
+            differs.join(", ")
+        );
+    }
+    same_cosine_length(&saved, cfg, &ckpt)?;
+    Ok(ck)
+}
+
+/// A cosine schedule spans the whole run, so another `--epochs` would change the rate of
+/// every step already taken: resuming cannot make that run honestly, so it is refused.
+/// (Constant-rate runs may be extended: their past steps' rates stay the same.)
+fn same_cosine_length(saved: &TrainConfig, cfg: &TrainConfig, ckpt: &Path) -> Result<()> {
+    if saved.lr_schedule == LrSchedule::Cosine && saved.epochs != cfg.epochs {
+        bail!(
+            "the run in {} has a cosine schedule over --epochs {}, which set every rate so far: \
+             --epochs {} would change them; resume with --epochs {}, or train --epochs {} into \
+             another --out",
+            ckpt.parent().unwrap_or(ckpt).display(),
+            saved.epochs,
+            cfg.epochs,
+            saved.epochs,
+            cfg.epochs
+        );
+    }
+    Ok(())
+}
+
+/// Every block's `w` as the executor holds it now.
+fn current_w(exec: &GpuExecutor) -> Result<Vec<(String, Vec<f32>)>> {
+    exec.graph
+        .residual_weights
+        .iter()
+        .map(|(name, w)| Ok((name.clone(), exec.read(*w)?)))
+        .collect()
 }
 
 /// The executor for an epoch's last batch of `len` images, sharing `exec`'s parameters and

@@ -97,6 +97,22 @@ pub fn adaresnet_bin(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, Strin
     (out.status.code(), text)
 }
 
+/// Runs the binary, which must refuse: exit code 1, exactly one `error:` line, which
+/// mentions `needle`, and no panic. Returns that line.
+pub fn refused_with(env: &[(&str, &str)], args: &[&str], needle: &str) -> String {
+    let (code, text) = adaresnet_bin(env, args);
+    assert_eq!(code, Some(1), "{args:?} exit code:\n{text}");
+    assert!(!text.contains("panicked"), "{args:?} panicked:\n{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: one error line:\n{text}");
+    assert!(
+        errors[0].contains(needle),
+        "{args:?}: '{needle}' not in {}",
+        errors[0]
+    );
+    errors[0].to_string()
+}
+
 /// resnet8 (Ada2) with Adam on the shipped MNIST subset, batch 32: the small run several
 /// tests start from and adjust with struct-update syntax.
 pub fn mnist_run(epochs: usize, seed: u64, train_limit: usize, test_limit: usize) -> TrainConfig {
