@@ -9,6 +9,7 @@ mod common;
 
 use std::cell::Cell;
 
+use adaresnet::gpu::cache;
 use adaresnet::gpu::choice::{self, ChoiceSource, KernelStyle};
 use adaresnet::ops::conv2d::probe;
 
@@ -16,7 +17,7 @@ use adaresnet::ops::conv2d::probe;
 fn measured_choice_picks_its_fastest_caches_and_remeasures_on_change() {
     let cache = common::scratch("cache");
     // Before common::gpu(), whose own folder this then replaces (the first call wins).
-    choice::set_cache_dir(cache.to_path_buf());
+    cache::set_cache_dir(cache.to_path_buf());
     let gpu = common::gpu();
     let runnable: Vec<KernelStyle> = KernelStyle::ALL
         .into_iter()
@@ -63,7 +64,7 @@ fn measured_choice_picks_its_fastest_caches_and_remeasures_on_change() {
     // A new driver or new shaders: the cached key no longer matches, so it measures again.
     let file = cache.join("measurements.json");
     let text = std::fs::read_to_string(&file).unwrap();
-    let key = choice::cache_key(&gpu, "kernel style");
+    let key = cache::cache_key(&gpu, "kernel style");
     assert!(
         text.contains(&key.replace('"', "\\\"")),
         "cached under {key}"
@@ -76,7 +77,7 @@ fn measured_choice_picks_its_fastest_caches_and_remeasures_on_change() {
         ),
         ("shaders", "shaders ".to_string(), "shaders 0".to_string()),
     ] {
-        let stale = choice::cache_key(&gpu, "kernel style").replacen(&from, &to, 1);
+        let stale = cache::cache_key(&gpu, "kernel style").replacen(&from, &to, 1);
         assert_ne!(stale, key, "{what}: the edit changes the key");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let mut map = v.as_object().unwrap().clone();

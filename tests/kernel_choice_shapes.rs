@@ -10,13 +10,14 @@ mod common;
 
 use std::cell::Cell;
 
+use adaresnet::gpu::cache;
 use adaresnet::gpu::choice::{self, ChoiceSource, KernelChoice, KernelStyle};
 use adaresnet::ops::conv2d::{timing, Conv2dShape};
 
 #[test]
 fn each_shape_runs_in_its_fastest_style_cached_and_retimed_on_change() {
     let cache = common::scratch("cache");
-    choice::set_cache_dir(cache.to_path_buf());
+    cache::set_cache_dir(cache.to_path_buf());
     let gpu = common::gpu();
     let runnable: Vec<KernelStyle> = KernelStyle::ALL
         .into_iter()
@@ -109,7 +110,7 @@ fn each_shape_runs_in_its_fastest_style_cached_and_retimed_on_change() {
         let mut map: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&text).unwrap();
         for name in &names {
-            let key = choice::cache_key(&gpu, &format!("conv passes {name}"));
+            let key = cache::cache_key(&gpu, &format!("conv passes {name}"));
             let stale = key.replacen(&from, &to, 1);
             assert_ne!(stale, key, "{what}: the edit changes the key");
             let entry = map.remove(&key).expect("each shape cached under its key");

@@ -258,8 +258,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         eprintln!("peak: dense f32 matmul at 512 and 1024 in each kernel style");
         let rows = gemm::measure_all(&gpu, &[512, 1024])?;
         if let Some(best) = gemm::best(&rows) {
-            let key = crate::gpu::choice::cache_key(&gpu, "gemm peak");
-            if let Err(e) = crate::gpu::choice::cache_put(&key, serde_json::to_value(best)?) {
+            let key = crate::gpu::cache::cache_key(&gpu, "gemm peak");
+            if let Err(e) = crate::gpu::cache::cache_put(&key, serde_json::to_value(best)?) {
                 log::warn!("could not cache the matmul ceiling: {e:#}");
             }
         }

@@ -1,5 +1,6 @@
 //! The GPU side: adapter and device, embedded kernels, buffers and dispatch recording.
 
+pub mod cache;
 pub mod choice;
 pub mod device;
 pub mod dispatch;

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::gpu::{choice, Dispatch, Gpu, KernelStyle, Program};
+use crate::gpu::{cache, choice, Dispatch, Gpu, KernelStyle, Program};
 use crate::ops::compare::{compare, Tol};
 
 pub const UNIFORMS: &[crate::ops::Uniform] = &[
@@ -207,13 +207,13 @@ pub fn best(rows: &[PeakRow]) -> Option<&PeakRow> {
 /// The ceiling for the profile's share-of-peak column: cached per adapter, driver and
 /// shaders, else measured at 512 (a second or two) and cached.
 pub fn cached_peak(gpu: &Gpu) -> Result<PeakRow> {
-    let key = choice::cache_key(gpu, "gemm peak");
-    if let Some(row) = choice::cache_get(&key).and_then(|v| serde_json::from_value(v).ok()) {
+    let key = cache::cache_key(gpu, "gemm peak");
+    if let Some(row) = cache::cache_get(&key).and_then(|v| serde_json::from_value(v).ok()) {
         return Ok(row);
     }
     let rows = measure_all(gpu, &[512])?;
     let row = best(&rows).cloned().expect("the tiled style always runs");
-    if let Err(e) = choice::cache_put(&key, serde_json::to_value(&row)?) {
+    if let Err(e) = cache::cache_put(&key, serde_json::to_value(&row)?) {
         log::warn!("could not cache the matmul ceiling: {e:#}");
     }
     Ok(row)

@@ -50,7 +50,7 @@ impl AsRef<std::path::Path> for Scratch {
 
 /// The GPU every test uses. Without an adapter the test fails, saying how to get one.
 pub fn gpu() -> Gpu {
-    adaresnet::gpu::choice::set_cache_dir(CACHE_DIR);
+    adaresnet::gpu::cache::set_cache_dir(CACHE_DIR);
     match Gpu::from_env() {
         Ok(g) => g,
         Err(e) => panic!(
