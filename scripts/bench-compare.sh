@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks two builds side by side in one session: `adaresnet bench --json` of revision A
+# Benchmarks two builds side by side in one alternating run: `adaresnet bench --json` of revision A
 # and revision B, alternating A B / B A over the rounds so drift (clocks, heat, other load)
 # falls on both, then the per-figure ratios B / A (scripts/bench_ratio.py).
 #

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One command for a machine with a GPU (or, to rehearse it, lavapipe): writes a results folder
-# with what the README's backend table needs, in under 8 minutes on a GPU.
+# with what docs/performance.md's log and backend table need, in under 8 minutes on a GPU.
 #
 #   scripts/gpu-check.sh [OUT_DIR] [BURN_BENCH_BINARY]
 #     OUT_DIR            default gpu-check-<date>; ADARESNET_BIN picks the binary
 #                        (default target/release/adaresnet, built when missing)
-#     BURN_BENCH_BINARY  optional: Burn's benchmark (the peer's burn-bench), run on the same
+#     BURN_BENCH_BINARY  optional: Burn's benchmark (burn-bench, see docs/performance.md), run on the same
 #                        adapter for resnet8 (`small`) and `paper` at batch 32
 #
 # OUT_DIR/ (each step's stdout, its stderr beside it as .log): devices.txt, kernel-choice.txt, check-grads-{ops,resnet8,paper}.txt,

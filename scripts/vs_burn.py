@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""adaresnet against Burn on the same adapter, side by side in one session.
+"""adaresnet against Burn on the same adapter, side by side in one alternating run.
 
 usage: scripts/vs_burn.py BURN_BENCH_BINARY [ROUNDS] [--batch N] [--adaresnet BIN]
 
 Alternates, ROUNDS times (default 2), `adaresnet bench --json` for resnet8 and paper at
-3x32x32 with Burn's `--variant small` and `--variant paper` (../shared/peers/burn-bench:
-the same networks in Burn 0.20 on wgpu), swapping the order every round so drift in the
-machine's speed falls on both, and prints each engine's median training images/s and the
-ratio. Burn's first run on a machine autotunes for minutes (cached afterwards): run it once
-before timing. Figures from another session are not comparable.
+3x32x32 with Burn's `--variant small` and `--variant paper` (burn-bench: the same networks
+in Burn 0.22.1 on its wgpu backend, not part of this repository; docs/performance.md describes
+it), swapping the order every round so drift in the machine's speed falls on both, and prints
+each engine's median training images/s and the ratio. Burn's first run on a machine autotunes
+for minutes (cached afterwards): run it once before timing. Figures from another run, day or
+machine are not comparable.
 """
 import argparse
 import json

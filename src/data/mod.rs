@@ -1,5 +1,5 @@
 //! The data layer: dataset formats read into raw u8 NCHW pixels, and seeded batching that
-//! turns them into f32 batches. Knows nothing of the GPU (see DESIGN.md, rooms).
+//! turns them into f32 batches. Knows nothing of the GPU (see docs/architecture.md, rooms).
 
 pub mod augment;
 pub mod batch;

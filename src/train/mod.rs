@@ -1,33 +1,35 @@
-//! The training loop: batches in, one GPU submit per step, metrics and every block's `w` out,
-//! atomic checkpoints at epoch ends, exact resume.
+//! Training: batches in, one GPU submit per step, metrics and every block's `w` out, atomic
+//! checkpoints, exact resume. Here the run's configuration, its data splits, evaluation and
+//! what `--resume` accepts; the loop is in `run`, when checkpoints are written in `cadence`,
+//! the logs and the progress bar in `metrics`.
 
+mod cadence;
 pub mod checkpoint;
 pub mod compare;
 pub mod infer;
 pub mod interrupt;
 pub mod logs;
+mod metrics;
 pub mod plots;
 pub mod report;
+mod run;
 pub mod schedule;
 
 pub use infer::RunInfo;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::{bail, Result};
 
 use crate::data::{self, Augment, BatchConfig, Batcher, ChannelStats, Dataset, DatasetKind, Split};
 use crate::gpu::Gpu;
-use crate::graph::gpu_exec::{GpuExecutor, StepReport};
-use crate::graph::init;
-use crate::model::{build_training, ModelConfig, Preset, ResidualMode};
+use crate::graph::gpu_exec::GpuExecutor;
+use crate::model::{ModelConfig, Preset, ResidualMode};
 use crate::ops::optim::{Adam, Optimizer, Sgd};
 use checkpoint::Checkpoint;
-use interrupt::{CheckpointEvery, Clock, EpochTally};
-use logs::{CsvLog, EpochMetrics, METRICS_HEADER};
+use interrupt::CheckpointEvery;
+use logs::EpochMetrics;
+use run::TrainingRun;
 use schedule::LrSchedule;
 
 /// Everything that defines a run; saved as `config.json` in the run directory.
@@ -260,7 +262,8 @@ pub fn train(
 /// checkpoint's step exactly, mid-epoch included: the data order, optimizer state, BN
 /// statistics, step counter, the partial epoch's tallies and the weights.csv rows up to it.
 /// After SIGINT/SIGTERM (with `interrupt::install_handler`) it finishes the step, writes a
-/// checkpoint and returns an error saying how to resume.
+/// checkpoint and returns an error saying how to resume. The loop is `run::TrainingRun`'s,
+/// the checkpoint cadence `cadence`'s, the logs and progress `metrics`'.
 pub fn train_with(
     gpu: &Gpu,
     cfg: &TrainConfig,
@@ -272,219 +275,11 @@ pub fn train_with(
     cfg.validate()?;
     // Before the directory is made or any data loaded: a resume that cannot go on says so.
     let resumed = resume.then(|| resume_point(cfg, out)).transpose()?;
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create run directory {}", out.display()))?;
-    let train_ds = Arc::new(load_split(cfg, Split::Train, cfg.train_limit)?);
-    let test_ds = Arc::new(load_split(cfg, Split::Test, cfg.test_limit)?);
-    if show_progress && holds_out_test_split(cfg)? {
-        eprintln!(
-            "{} has no train/ and test/ folders: holding out {} images ({:.0}% of each class, \
-             seed {}) as the test split (--test-split)",
-            cfg.data.display(),
-            test_ds.n,
-            100.0 * cfg.test_split,
-            cfg.seed
-        );
+    let mut run = TrainingRun::open(gpu, cfg, out, resumed.as_ref(), show_progress, every)?;
+    for epoch in run.start_epoch..cfg.epochs {
+        run.train_epoch(epoch)?;
     }
-    if train_ds.n < cfg.batch {
-        bail!(
-            "the training set has {} images, fewer than one batch of {}: lower --batch",
-            train_ds.n,
-            cfg.batch
-        );
-    }
-    let model = model_config(cfg, &train_ds);
-    let graph = build_training(&model)?;
-    let mut exec = GpuExecutor::new(gpu, graph, Some(cfg.optimizer()?))?;
-    // Normalisation statistics come from the training set alone and are saved with the run, so
-    // `eval` and `predict` normalise exactly as training did.
-    let stats = cfg.normalize.then(|| train_ds.channel_stats());
-    let train_batches = Batcher::new(train_ds.clone(), batch_config(cfg, stats.clone(), true))?;
-    let test_batches = Batcher::new(test_ds.clone(), batch_config(cfg, stats.clone(), false))?;
-
-    let ckpt = checkpoint_path(out);
-    let mut tally = EpochTally::default();
-    let start_epoch = if let Some(ck) = &resumed {
-        exec.import_state(&|name| Ok(ck.get(name)?.to_vec()))?;
-        exec.step = ck.meta("step")?.parse()?;
-        tally = EpochTally::load(ck)?;
-        ck.meta("epoch")?.parse::<usize>()?
-    } else {
-        for (t, v) in init::initial_values(&exec.graph, cfg.seed) {
-            exec.write(t, &v)?;
-        }
-        0
-    };
-    let run = RunInfo {
-        train: cfg.clone(),
-        model: model.clone(),
-        class_names: train_ds.class_names.clone(),
-        normalize: stats.map(Into::into),
-    };
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_string_pretty(&json_config(&run, gpu)?)?,
-    )?;
-
-    let names: Vec<String> = exec
-        .graph
-        .residual_weights
-        .iter()
-        .flat_map(|(name, w)| {
-            let n = exec.graph.tensor(*w).len();
-            (0..n).map(move |c| {
-                if n == 1 {
-                    name.clone()
-                } else {
-                    format!("{name}[{c}]")
-                }
-            })
-        })
-        .collect();
-    let keep = resume.then_some(start_epoch);
-    let mut epochs: Vec<EpochMetrics> = if resume {
-        logs::read_metrics(&out.join("metrics.csv")).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    epochs.truncate(start_epoch);
-    let mut metrics_log = CsvLog::open(&out.join("metrics.csv"), METRICS_HEADER, keep)?;
-    let mut weights_log = CsvLog::open(
-        &out.join("weights.csv"),
-        &format!("step,epoch,{}", names.join(",")),
-        resume.then_some(exec.step as usize),
-    )?;
-
-    let steps_per_epoch = train_batches.batches_per_epoch();
-    let total_steps = (steps_per_epoch * cfg.epochs) as u64;
-    let lr_at = |step: u64| cfg.lr_schedule.lr_at(cfg.lr, step, total_steps);
-    // Built when the first partial batch comes; `Some(None)` where it cannot be (see
-    // `partial_batch_executor`).
-    let mut tail: Option<Option<GpuExecutor>> = None;
-    let mut last_w = Vec::new();
-    let mut clock = Clock::start();
-    for epoch in start_epoch..cfg.epochs {
-        let bar = progress(show_progress, steps_per_epoch, epoch, cfg.epochs);
-        bar.inc(tally.batches as u64);
-        let started = Instant::now();
-        let prior_seconds = tally.seconds;
-        // `images`: the batch size of the steps reported (all full but an epoch's last).
-        let mut take = |reports: Vec<StepReport>,
-                        images: usize,
-                        tally: &mut EpochTally,
-                        weights_log: &mut CsvLog|
-         -> Result<()> {
-            for r in reports {
-                if !r.loss.is_finite() {
-                    bail!(
-                        "loss became {} at step {} (epoch {}): lower --lr; the last good checkpoint {} is kept",
-                        r.loss,
-                        r.step,
-                        epoch + 1,
-                        ckpt.display()
-                    );
-                }
-                tally.loss_sum += r.loss as f64 * images as f64;
-                tally.correct += r.correct as u64;
-                tally.steps += 1;
-                tally.images += images as u64;
-                let w: Vec<String> = r.w.iter().map(|v| format!("{v:.6}")).collect();
-                weights_log.row(&format!("{},{},{}", r.step, epoch + 1, w.join(",")))?;
-                last_w = r.w;
-                bar.inc(1);
-                let imgs = tally.images as f64;
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.3} {:.0} img/s",
-                    tally.loss_sum / imgs,
-                    tally.correct as f64 / imgs,
-                    imgs / (prior_seconds + started.elapsed().as_secs_f64())
-                ));
-            }
-            Ok(())
-        };
-        for batch in train_batches.prefetch(epoch as u64).skip(tally.batches) {
-            if batch.len < cfg.batch {
-                // The epoch's last, partial batch (Keras trains on it too): its own program
-                // over the same parameters and memory, after every full step is reported.
-                take(exec.finish()?, cfg.batch, &mut tally, &mut weights_log)?;
-                let t = match &mut tail {
-                    Some(t) => t,
-                    None => tail.insert(partial_batch_executor(&exec, &model, batch.len)?),
-                };
-                if let Some(t) = t {
-                    t.step = exec.step;
-                    t.set_lr(lr_at(t.step + 1));
-                    t.set_batch(&batch.images, &batch.labels)?;
-                    t.train_step()?;
-                    take(t.finish()?, batch.len, &mut tally, &mut weights_log)?;
-                    exec.step = t.step;
-                }
-                tally.batches += 1;
-                continue;
-            }
-            exec.set_lr(lr_at(exec.step + 1));
-            exec.set_batch(&batch.images, &batch.labels)?;
-            let reports = exec.train_step()?;
-            take(reports, cfg.batch, &mut tally, &mut weights_log)?;
-            tally.batches += 1;
-            let stop = interrupt::interrupted();
-            if tally.batches < steps_per_epoch && (stop || every.due(exec.step, clock.since())) {
-                // Every step done is in the tally and weights.csv before the checkpoint says so.
-                take(exec.finish()?, cfg.batch, &mut tally, &mut weights_log)?;
-                tally.seconds = prior_seconds + started.elapsed().as_secs_f64();
-                weights_log.flush()?;
-                save_checkpoint(&exec, cfg, epoch, Some(&tally), &ckpt)?;
-                clock.reset();
-                if stop {
-                    bar.finish_and_clear();
-                    bail!("{}", interrupted_message(&exec, &ckpt));
-                }
-            }
-        }
-        take(exec.finish()?, cfg.batch, &mut tally, &mut weights_log)?;
-        let seconds = prior_seconds + started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        let (test_loss, test_acc) = evaluate(&mut exec, &test_batches)?;
-        let seen = tally.images.max(1) as f64;
-        let m = EpochMetrics {
-            epoch: epoch + 1,
-            train_loss: tally.loss_sum / seen,
-            train_acc: tally.correct as f64 / seen,
-            test_loss,
-            test_acc,
-            images_per_sec: tally.images as f64 / seconds,
-            seconds,
-        };
-        if show_progress {
-            eprintln!(
-                "epoch {}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.0} img/s, {:.1} s",
-                m.epoch, cfg.epochs, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.images_per_sec, m.seconds
-            );
-        }
-        metrics_log.row(&m.csv_row())?;
-        metrics_log.flush()?;
-        weights_log.flush()?;
-        save_checkpoint(&exec, cfg, epoch + 1, None, &ckpt)?;
-        clock.reset();
-        tally = EpochTally::default();
-        epochs.push(m);
-        if interrupt::interrupted() && epoch + 1 < cfg.epochs {
-            bail!("{}", interrupted_message(&exec, &ckpt));
-        }
-    }
-    let already_complete = resume && start_epoch >= cfg.epochs;
-    // Where no step ran (a complete run resumed), the checkpoint's w: the executor's now.
-    let final_w = if last_w.is_empty() {
-        current_w(&exec)?
-    } else {
-        split_w(&exec, &last_w)
-    };
-    Ok(Summary {
-        epochs,
-        steps: exec.step,
-        final_w,
-        already_complete,
-    })
+    run.summary(resume)
 }
 
 /// The checkpoint in `out` that `--resume` continues from, or why it cannot (cause and fix):
@@ -542,107 +337,4 @@ fn same_cosine_length(saved: &TrainConfig, cfg: &TrainConfig, ckpt: &Path) -> Re
         );
     }
     Ok(())
-}
-
-/// Every block's `w` as the executor holds it now.
-fn current_w(exec: &GpuExecutor) -> Result<Vec<(String, Vec<f32>)>> {
-    exec.graph
-        .residual_weights
-        .iter()
-        .map(|(name, w)| Ok((name.clone(), exec.read(*w)?)))
-        .collect()
-}
-
-/// The executor for an epoch's last batch of `len` images, sharing `exec`'s parameters and
-/// memory; `None`, with a warning, if the model's graph at that batch is not the same graph
-/// (the batch is then skipped, as it was before partial batches were trained).
-fn partial_batch_executor<'g>(
-    exec: &GpuExecutor<'g>,
-    model: &crate::model::ModelConfig,
-    len: usize,
-) -> Result<Option<GpuExecutor<'g>>> {
-    let graph = build_training(&crate::model::ModelConfig {
-        batch: len,
-        ..model.clone()
-    })?;
-    let t = exec.at_smaller_batch(graph)?;
-    if t.is_none() {
-        log::warn!(
-            "the model's graph at batch {len} differs from the one at batch {}: each epoch's last {len} images are skipped",
-            model.batch
-        );
-    }
-    Ok(t)
-}
-
-fn split_w(exec: &GpuExecutor, flat: &[f32]) -> Vec<(String, Vec<f32>)> {
-    let mut at = 0;
-    exec.graph
-        .residual_weights
-        .iter()
-        .map(|(name, w)| {
-            let n = exec.graph.tensor(*w).len();
-            let v = flat
-                .get(at..at + n)
-                .map(<[f32]>::to_vec)
-                .unwrap_or_default();
-            at += n;
-            (name.clone(), v)
-        })
-        .collect()
-}
-
-fn interrupted_message(exec: &GpuExecutor, ckpt: &Path) -> String {
-    format!(
-        "interrupted after step {}: checkpoint {} written; run the same command with --resume \
-         to continue from that step",
-        exec.step,
-        ckpt.display()
-    )
-}
-
-/// `epoch`: epochs finished; `tally`: the steps of the next one already trained, for a
-/// checkpoint written mid-epoch.
-fn save_checkpoint(
-    exec: &GpuExecutor,
-    cfg: &TrainConfig,
-    epoch: usize,
-    tally: Option<&EpochTally>,
-    path: &Path,
-) -> Result<()> {
-    let mut ck = Checkpoint::default();
-    for t in exec.export_state()? {
-        ck.insert(t.name, &t.shape, t.values);
-    }
-    if let Some(t) = tally {
-        t.save(&mut ck);
-    }
-    ck.meta.insert("epoch".into(), epoch.to_string());
-    ck.meta.insert("step".into(), exec.step.to_string());
-    ck.meta.insert("config".into(), serde_json::to_string(cfg)?);
-    // Data order and augmentation are functions of (seed, epoch, index): the seed is the whole
-    // random state a resumed run needs.
-    ck.meta.insert("seed".into(), cfg.seed.to_string());
-    ck.save(path)
-}
-
-fn json_config(run: &RunInfo, gpu: &Gpu) -> Result<serde_json::Value> {
-    let mut v = serde_json::to_value(run)?;
-    v["adapter"] = gpu.describe().into();
-    v["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
-    Ok(v)
-}
-
-fn progress(show: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
-            .expect("progress template is valid")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
-    bar
 }

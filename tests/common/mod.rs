@@ -1,4 +1,4 @@
-//! Shared test helpers: the adapter (a test never skips without one), seeded inputs.
+//! What the tests share: the adapter (a test never skips without one), seeded inputs.
 #![allow(dead_code)]
 
 use adaresnet::gpu::Gpu;
