@@ -204,7 +204,10 @@ impl<'a> TrainingRun<'a> {
             t.step = self.exec.step;
             t.set_lr(Self::lr_at(cfg, t.step + 1, self.total_steps));
             t.set_batch(&batch.images, &batch.labels)?;
-            t.train_step()?;
+            // Its report may come back from `train_step` itself (the GPU already done), else
+            // from `finish`: both go into the tally and weights.csv.
+            let early = t.train_step()?;
+            progress.take(early, batch.len, &mut self.logs, self.cadence.path())?;
             let (done, step) = (t.finish()?, t.step);
             progress.take(done, batch.len, &mut self.logs, self.cadence.path())?;
             self.exec.step = step;
