@@ -8,6 +8,7 @@ pub mod batchnorm;
 pub mod conv2d;
 pub mod dump;
 pub mod elementwise;
+pub mod finite_diff;
 pub mod linear;
 pub mod loss;
 pub mod model;

@@ -1,5 +1,8 @@
 //! `adaresnet check-grads`: every op's GPU forward and backward against the f64 CPU
 //! reference at the shapes of a real network; a table, `.npy` dumps, non-zero exit on failure.
+//! `--model M` checks a whole model (GPU against the CPU executor), and `--model M
+//! --finite-differences` its autodiff gradients against central differences of its f64 loss
+//! (no GPU needed: the one check that does not trust the backward graph).
 
 use std::path::PathBuf;
 
@@ -15,12 +18,14 @@ use crate::model::{ModelConfig, Preset, ResidualMode, WInit};
 pub struct CheckGradsArgs {
     #[command(flatten)]
     pub gpu: GpuArgs,
-    /// Batch size of the shapes checked (the paper trains with 32)
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// Input images as CxHxW (CIFAR-10: 3x32x32, MNIST: 1x28x28)
-    #[arg(long, default_value = "3x32x32")]
-    pub input: String,
+    /// Batch size of the shapes checked (the paper trains with 32) [default: 32; 4 with
+    /// --finite-differences]
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Input images as CxHxW (CIFAR-10: 3x32x32, MNIST: 1x28x28) [default: 3x32x32; 3x8x8
+    /// with --finite-differences]
+    #[arg(long)]
+    pub input: Option<String>,
     /// Write every compared tensor as .npy plus manifest.json into this directory
     #[arg(long)]
     pub dump: Option<PathBuf>,
@@ -43,6 +48,17 @@ pub struct CheckGradsArgs {
     /// Whole-model check with the residual add and its ReLU as separate kernels
     #[arg(long)]
     pub unfused: bool,
+    /// With --model: the CPU executor's autodiff gradients against central differences of
+    /// its f64 loss (every w, a sample of every other parameter); no GPU is used
+    #[arg(long)]
+    pub finite_differences: bool,
+    /// Entries differenced per parameter tensor other than the w's (--finite-differences)
+    /// [default: 3]
+    #[arg(long)]
+    pub fd_samples: Option<usize>,
+    /// Channels differenced per ada-channel w (--finite-differences) [default: every one]
+    #[arg(long)]
+    pub fd_channels: Option<usize>,
 }
 
 pub fn parse_input(s: &str) -> Result<[usize; 3]> {
@@ -58,26 +74,27 @@ pub fn parse_input(s: &str) -> Result<[usize; 3]> {
 }
 
 pub fn run(args: CheckGradsArgs) -> Result<()> {
-    let input = parse_input(&args.input)?;
-    if args.batch == 0 {
+    let (batch, input) = if args.finite_differences {
+        (4, "3x8x8")
+    } else {
+        (32, "3x32x32")
+    };
+    let input = parse_input(args.input.as_deref().unwrap_or(input))?;
+    let batch = args.batch.unwrap_or(batch);
+    if batch == 0 {
         bail!("--batch must be at least 1");
+    }
+    if args.finite_differences {
+        return finite_differences(&args, batch, input);
+    }
+    if args.fd_samples.is_some() || args.fd_channels.is_some() {
+        bail!("--fd-samples and --fd-channels apply to --finite-differences only");
     }
     let gpu = Gpu::new(&args.gpu.choice())?;
     println!("adapter: {}", gpu.describe());
     let checks = match args.model {
-        None => check::network::paper_op_checks(&gpu, args.batch, input, args.seed)?,
-        Some(preset) => {
-            let cfg = ModelConfig {
-                preset,
-                residual: ResidualMode::parse(&args.residual, args.w_init)?,
-                classes: args.classes,
-                input,
-                batch: args.batch,
-                fuse_residual_relu: !args.unfused,
-                bn_momentum: None,
-            };
-            check::model::check_model(&gpu, &cfg, args.seed)?
-        }
+        None => check::network::paper_op_checks(&gpu, batch, input, args.seed)?,
+        Some(_) => check::model::check_model(&gpu, &model_config(&args, batch, input)?, args.seed)?,
     };
     print_table(&checks);
     if let Some(dir) = &args.dump {
@@ -98,6 +115,62 @@ pub fn run(args: CheckGradsArgs) -> Result<()> {
     if failed > 0 {
         bail!(
             "{failed} of {total} compared tensors exceed their tolerance (rows marked FAIL above)"
+        );
+    }
+    Ok(())
+}
+
+fn model_config(args: &CheckGradsArgs, batch: usize, input: [usize; 3]) -> Result<ModelConfig> {
+    Ok(ModelConfig {
+        preset: args.model.expect("a whole-model check names its model"),
+        residual: ResidualMode::parse(&args.residual, args.w_init)?,
+        classes: args.classes,
+        input,
+        batch,
+        fuse_residual_relu: !args.unfused,
+        bn_momentum: None,
+    })
+}
+
+/// `--finite-differences`: the table of `check::finite_diff`, non-zero exit on a failure.
+fn finite_differences(args: &CheckGradsArgs, batch: usize, input: [usize; 3]) -> Result<()> {
+    if args.model.is_none() {
+        bail!("--finite-differences checks a whole model: add --model (paper, resnet8, ...)");
+    }
+    if args.dump.is_some() {
+        bail!("--dump writes GPU-against-reference tensors; --finite-differences has none");
+    }
+    if args.fd_samples == Some(0) || args.fd_channels == Some(0) {
+        bail!(
+            "--fd-samples and --fd-channels must be at least 1 (a tensor with none is unchecked)"
+        );
+    }
+    let cfg = model_config(args, batch, input)?;
+    println!(
+        "{} {} batch {batch} input {}x{}x{}: f64 central differences of the CPU executor's \
+         loss against its autodiff gradients (no GPU)",
+        cfg.preset,
+        cfg.residual.label(),
+        input[0],
+        input[1],
+        input[2]
+    );
+    let t0 = std::time::Instant::now();
+    let case = check::finite_diff::case(&cfg, args.seed)?;
+    let opts = check::finite_diff::FdOptions {
+        samples: args.fd_samples.unwrap_or(3),
+        channels: args.fd_channels,
+        seed: args.seed,
+    };
+    let report = check::finite_diff::check(&case, &opts)?;
+    print!("{}", report.table());
+    println!("{:.1} s", t0.elapsed().as_secs_f64());
+    let failed = report.failed();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} parameter tensors' gradients differ from finite differences (rows \
+             marked FAIL above)",
+            report.rows.len()
         );
     }
     Ok(())

@@ -29,7 +29,14 @@ impl CpuExecutor {
     /// Runs every node in order (forward then backward when the graph has it); BatchNorm uses
     /// batch statistics and updates its running statistics, as in training.
     pub fn run(&mut self) -> Result<()> {
-        for k in 0..self.graph.nodes.len() {
+        self.run_nodes(0..self.graph.nodes.len())
+    }
+
+    /// Runs nodes `range` in order, reading earlier nodes' outputs as they stand: after a
+    /// change to one parameter, rerunning from the first node that reads it recomputes
+    /// everything the change can reach (finite differences rely on it).
+    pub fn run_nodes(&mut self, range: std::ops::Range<usize>) -> Result<()> {
+        for k in range {
             self.run_node(k)?;
         }
         Ok(())
