@@ -44,7 +44,11 @@ struct Conv2dParams {
     tile_rows: u32,   // `_narrow` kernels: row threads RT of the tile (see Tiling)
     tile_ksplit: u32, // `_narrow` kernels: thread groups KS splitting each reduction chunk
     seg_shift: u32,   // conv2d_backward_bias: log2 of the threads per channel
-    pad1: u32,        // to a multiple of 16 bytes
+    pack_ldw: u32,    // conv2d_forward_narrow: the packed weights' layout (see conv2d_pack_weight)
+    pack_kpack: u32,
+    pad0: u32,        // to a multiple of 16 bytes
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -367,9 +371,10 @@ fn conv2d_backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 // out of 9; a stride-2 dx multiplies 3 zeros for every product it needs. These kernels remove
 // all three:
 // - the tile shape is a run-time choice (p.tile_rows): a 64-thread workgroup of RT x CT
-//   threads (RT * CT * KS = 64), each thread an 8x8 micro-tile (two row quads ty, ty + RT and
-//   two column quads tx, tx + CT, each quad's 4 rows/columns strided by 2RT / 2CT), so tiles
-//   run from 16x256 to 256x16. The geometry in src/ops/conv2d.rs picks the one that wastes
+//   threads (RT * CT * KS = 64), each thread an 8x8 micro-tile (two row quads ty, ty + RT,
+//   each 4 consecutive rows, and two column quads tx, tx + CT, each 4 columns strided by 2CT
+//   so that neighbouring threads load and store neighbouring columns), so tiles run from
+//   16x256 to 256x16. The geometry in src/ops/conv2d/geometry.rs picks the one that wastes
 //   least. KS > 1 (p.tile_ksplit, weight gradient only) gives each of KS thread groups its own
 //   part of every reduction chunk and sums the groups in a fixed order at the end, for weight
 //   gradients as small as 16x16;
@@ -379,7 +384,10 @@ fn conv2d_backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 // Why 8x8 per thread: on a CPU (lavapipe) every storage or workgroup load is a loop over the
 // invocations of a SIMD group, so loads per multiply-add decide the speed, and an 8x8
 // micro-tile reads half as much workgroup memory per multiply-add as 4x4 (staging and bounds
-// checks take back part of that: see the cost model in src/ops/conv2d.rs). Reduction indices
+// checks take back part of that: see the cost model in src/ops/conv2d/tiling.rs). The forward
+// reads its weights packed (conv2d_pack_weight, the same layout the `_subgroup` kernels
+// read), a quad of consecutive rows per vec4 load with no bounds to check: one load where
+// there were four, and on a GPU neighbouring threads read neighbouring 16 bytes. Reduction indices
 // are stepped with carries (digits_add), not divided: vector integer division is scalar on
 // CPUs and costs more than the multiply-adds it indexes.
 // Same guarantees as above: writes only, no atomics, a fixed summation order.
@@ -503,10 +511,10 @@ fn spill(acc: ptr<function, array<vec4<f32>, 16>>, t: u32) {
 }
 
 // After `spill`, component j of stage[t * 16 + 8 g + 4 h + i] is this thread's output at row
-// (ty +) h RT + i 2RT and column (tx +) g CT + j 2CT. The stores loop over the 8 columns
+// (4 ty +) 4 h RT + i and column (tx +) g CT + j 2CT. The stores loop over the 8 columns
 // outside (their index arithmetic divides) and the 8 rows inside.
 fn tile_row(tl: Tiling, m: u32) -> u32 {
-    return tl.rt * ((m / 4u) % 2u) + tl.rq * (m % 4u);
+    return 4u * tl.rt * ((m / 4u) % 2u) + m % 4u;
 }
 
 // ---- forward ----
@@ -520,20 +528,17 @@ fn conv2d_forward_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     let col0 = (wid.z * nwg.x + wid.x) * 4u * tl.cq;
     if (col0 >= cols) { return; }
     let row0 = wid.y * 4u * tl.rq;
-    let khw = p.kh * p.kw;
     // The reduction: k = (ci, jh, jw) over the window's taps kh = wh.x + jh, kw = ww.x + jw.
     let wh = tap_window(p.h, p.kh, p.sh, p.pad_top, p.oh);
     let ww = tap_window(p.w, p.kw, p.sw, p.pad_left, p.ow);
 
-    // A (weights): this thread stages row quad qa at steps t / rq + m * (64 / rq).
+    // A (packed weights): this thread stages row quad qa at steps t / rq + m * (64 / rq): at
+    // step k, rows 4 qa .. 4 qa + 3 of the tile are packed4[a_step(k) + quad], rows past Cout
+    // packed as zeros; quads past a packed step's rows (ldw / kpack) read none.
     let qa = t % tl.rq;
-    var w_row: vec4<u32>; // co * Cin * KH * KW
-    var row_ok: vec4<bool>;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let row = row0 + qa + tl.rq * i;
-        row_ok[i] = row < p.cout;
-        w_row[i] = min(row, p.cout - 1u) * p.cin * khw;
-    }
+    let quad = row0 / 4u + qa;
+    let a_ok = 4u * quad < p.pack_ldw / p.pack_kpack;
+    let kwin = p.cin * wh.y * ww.y;
     // B (im2col of x): column quad qb at steps t / cq + m * (64 / cq).
     let qb = t % tl.cq;
     var col_ok: vec4<bool>;
@@ -549,10 +554,8 @@ fn conv2d_forward_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         ih0[j] = i32((o / p.ow) * p.sh + wh.x) - i32(p.pad_top);
         iw0[j] = i32((o % p.ow) * p.sw + ww.x) - i32(p.pad_left);
     }
-    let step_a = digits(64u / tl.rq, wh.y, ww.y);
     let step_b = digits(64u / tl.cq, wh.y, ww.y);
     let step_c = digits(tl.kc, wh.y, ww.y);
-    var chunk_a = digits(t / tl.rq, wh.y, ww.y);
     var chunk_b = digits(t / tl.cq, wh.y, ww.y);
 
     let tx = t % tl.ct;
@@ -560,20 +563,17 @@ fn conv2d_forward_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     var acc: array<vec4<f32>, 16>;
     let chunks = (p.cin * wh.y * ww.y + tl.kc - 1u) / tl.kc;
     for (var c = 0u; c < chunks; c = c + 1u) {
-        var d = chunk_a;
         for (var kk = t / tl.rq; kk < tl.kc; kk = kk + 64u / tl.rq) {
             var a = vec4<f32>(0.0);
-            if (d.hi < p.cin) {
-                let off = d.hi * khw + (wh.x + d.mid) * p.kw + ww.x + d.lo;
-                for (var i = 0u; i < 4u; i = i + 1u) {
-                    if (row_ok[i]) { a[i] = wt[w_row[i] + off]; }
-                }
+            let k = c * tl.kc + kk;
+            if (a_ok && k < kwin) {
+                // kpack is 1 or 2: step k's rows sit at (k / kpack) * ldw + (k % kpack) * ldw / 2.
+                let shift = p.pack_kpack - 1u;
+                a = packed4[((k >> shift) * p.pack_ldw + (k & shift) * (p.pack_ldw >> shift)) / 4u + quad];
             }
             stage[kk * tl.rq + qa] = a;
-            d = digits_add(d, step_a, wh.y, ww.y);
         }
-        chunk_a = digits_add(chunk_a, step_c, wh.y, ww.y);
-        d = chunk_b;
+        var d = chunk_b;
         for (var kk = t / tl.cq; kk < tl.kc; kk = kk + 64u / tl.cq) {
             var b = vec4<f32>(0.0);
             if (d.hi < p.cin) {
@@ -600,7 +600,7 @@ fn conv2d_forward_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         if (col >= cols) { continue; }
         let base = (col / ohw) * p.cout * ohw + col % ohw; // y[n, 0, oh, ow]
         for (var m = 8u * (q / 4u); m < 8u * (q / 4u) + 8u; m = m + 1u) {
-            let co = row0 + ty + tile_row(tl, m);
+            let co = row0 + 4u * ty + tile_row(tl, m);
             if (co >= p.cout) { continue; }
             var bv = 0.0;
             if (p.has_bias == 1u) { bv = bias[co]; }
@@ -653,7 +653,7 @@ fn conv2d_backward_input_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(
     var w_row: vec4<u32>; // ci * KH * KW
     var row_ok: vec4<bool>;
     for (var i = 0u; i < 4u; i = i + 1u) {
-        let row = row0 + qa + tl.rq * i;
+        let row = row0 + 4u * qa + i;
         row_ok[i] = row < p.cin;
         w_row[i] = min(row, p.cin - 1u) * khw;
     }
@@ -730,7 +730,7 @@ fn conv2d_backward_input_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin(
         let iw = b * p.sw + f.pw - p.pad_left;
         let base = (col / per_image) * p.cin * hw + ih * p.w + iw; // dx[n, 0, ih, iw]
         for (var m = 8u * (q / 4u); m < 8u * (q / 4u) + 8u; m = m + 1u) {
-            let ci = row0 + ty + tile_row(tl, m);
+            let ci = row0 + 4u * ty + tile_row(tl, m);
             if (ci < p.cin) { dx[base + ci * hw] = stage[t * 16u + m][q % 4u]; }
         }
     }
@@ -756,7 +756,7 @@ fn conv2d_backward_weight_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin
     var dy_row: vec4<u32>; // co * OH * OW
     var row_ok: vec4<bool>;
     for (var i = 0u; i < 4u; i = i + 1u) {
-        let row = row0 + qa + tl.rq * i;
+        let row = row0 + 4u * qa + i;
         row_ok[i] = row < p.cout;
         dy_row[i] = min(row, p.cout - 1u) * ohw;
     }
@@ -845,7 +845,7 @@ fn conv2d_backward_weight_narrow(@builtin(workgroup_id) wid: vec3<u32>, @builtin
         let base = partial + k.hi * khw; // dw[0, ci, 0, 0]
         let tap = (wh.x + k.mid) * p.kw + ww.x + k.lo;
         for (var m = 8u * (q / 4u); m < 8u * (q / 4u) + 8u; m = m + 1u) {
-            let co = row0 + ty + tile_row(tl, m);
+            let co = row0 + 4u * ty + tile_row(tl, m);
             if (co >= p.cout) { continue; }
             dw[base + co * kfull + tap] = stage[t * 16u + m][q % 4u];
             if (first) {

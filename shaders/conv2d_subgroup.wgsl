@@ -1,6 +1,6 @@
 // 2-D convolution for adapters that run a subgroup as one SIMD register (CPU adapters such as
 // lavapipe, SwiftShader, WARP): the `_subgroup` variants of conv2d.wgsl's GEMMs. Needs the
-// SUBGROUP feature and a subgroup of at least 8 invocations (the kernel choice checks both).
+// SUBGROUP feature and subgroups of at least 4 invocations (the kernel choice checks both).
 //
 // Why this shape: on such an adapter every storage load is a loop over the subgroup's lanes
 // (about 100 cycles whatever its width), while a vec4 multiply-add is a few instructions. So
@@ -10,6 +10,13 @@
 // constant lane (an extract and a splat, no memory) hands to every lane: 5 loads per 1024
 // multiply-adds. `acc` is only ever indexed by constants (after inlining), so it stays in
 // registers; a loop over it would move it to memory.
+//
+// Lanes: every entry point comes for 8-lane workgroups and, with the suffix `4`, for 4-lane
+// ones (adapters whose subgroups may be 4 wide: SwiftShader, Metal as wgpu reports it), where
+// a workgroup of 8 could span two subgroups and a broadcast would not reach every invocation.
+// The tile keeps its 32 rows: with 4 lanes each lane loads the quads (rows) of lanes l and
+// l + 4 and broadcasts lanes 0-3 of each, and owns 4 of 16 columns. `lanes` is a literal at
+// every call, so after inlining each entry point holds one path.
 //
 //   conv2d_gemm_subgroup      out[m, q] = sum_k wp[k, m] * im2col(src)[k, q]: the forward
 //                             pass with src = x, and dx's correlation per stride phase over
@@ -106,8 +113,8 @@ struct ConvWeightGradParams {
 @group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(8) var<storage, read> src4: array<vec4<f32>>; // src again, as quads (x in dw)
 
-const TM: u32 = 32u; // rows per workgroup: 8 lanes x one vec4 of packed weights each
-const TQ: u32 = 32u; // columns per workgroup: 8 lanes x 4
+const TM: u32 = 32u; // rows per workgroup: 8 quads of packed weights (one or two per lane)
+// Columns per workgroup: 4 per lane, 32 with 8 lanes, 16 with 4.
 
 // acc[4 j + i] += a[i] * b for the four rows of broadcast quad j.
 fn rows4(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, a: vec4<f32>, b: vec4<f32>) {
@@ -117,16 +124,26 @@ fn rows4(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, a: vec4<f32>, b: vec4
     (*acc)[4u * j + 3u] = fma(vec4<f32>(a.w), b, (*acc)[4u * j + 3u]);
 }
 
-// All 32 rows: lane j's vec4 `a` holds rows 4 j .. 4 j + 3.
-fn rows32(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) {
+// All 32 rows of one step: packed quad j (rows 4 j .. 4 j + 3) is wp[wk] of lane j, or with
+// 4 lanes wp[wk] of lane j for j < 4 and wp[wk + 4] of lane j - 4 past that.
+fn rows32(acc: ptr<function, array<vec4<f32>, 32>>, wk: u32, b: vec4<f32>, lanes: u32) {
+    let a = wp[wk];
     rows4(acc, 0u, subgroupBroadcast(a, 0u), b);
     rows4(acc, 1u, subgroupBroadcast(a, 1u), b);
     rows4(acc, 2u, subgroupBroadcast(a, 2u), b);
     rows4(acc, 3u, subgroupBroadcast(a, 3u), b);
-    rows4(acc, 4u, subgroupBroadcast(a, 4u), b);
-    rows4(acc, 5u, subgroupBroadcast(a, 5u), b);
-    rows4(acc, 6u, subgroupBroadcast(a, 6u), b);
-    rows4(acc, 7u, subgroupBroadcast(a, 7u), b);
+    if (lanes == 8u) {
+        rows4(acc, 4u, subgroupBroadcast(a, 4u), b);
+        rows4(acc, 5u, subgroupBroadcast(a, 5u), b);
+        rows4(acc, 6u, subgroupBroadcast(a, 6u), b);
+        rows4(acc, 7u, subgroupBroadcast(a, 7u), b);
+    } else {
+        let a4 = wp[wk + 4u];
+        rows4(acc, 4u, subgroupBroadcast(a4, 0u), b);
+        rows4(acc, 5u, subgroupBroadcast(a4, 1u), b);
+        rows4(acc, 6u, subgroupBroadcast(a4, 2u), b);
+        rows4(acc, 7u, subgroupBroadcast(a4, 3u), b);
+    }
 }
 
 // With k-pairs (M <= 16): lanes 0-3 hold rows 0-15 at step k, lanes 4-7 at step k + 1, and
@@ -143,6 +160,23 @@ fn rows16_odd(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f3
     rows4(acc, 5u, subgroupBroadcast(a, 5u), b);
     rows4(acc, 6u, subgroupBroadcast(a, 6u), b);
     rows4(acc, 7u, subgroupBroadcast(a, 7u), b);
+}
+
+// One pair of steps (k even into rows 0-15, k + 1 into acc rows 16-31): the packed pair is
+// wp[wk] across 8 lanes, or wp[wk] (step k) and wp[wk + 4] (step k + 1) across 4.
+fn rows16_pair(acc: ptr<function, array<vec4<f32>, 32>>, wk: u32, even: vec4<f32>, odd: vec4<f32>,
+               lanes: u32) {
+    let a = wp[wk];
+    rows16_even(acc, a, even);
+    if (lanes == 8u) {
+        rows16_odd(acc, a, odd);
+    } else {
+        let a4 = wp[wk + 4u];
+        rows4(acc, 4u, subgroupBroadcast(a4, 0u), odd);
+        rows4(acc, 5u, subgroupBroadcast(a4, 1u), odd);
+        rows4(acc, 6u, subgroupBroadcast(a4, 2u), odd);
+        rows4(acc, 7u, subgroupBroadcast(a4, 3u), odd);
+    }
 }
 
 fn fold_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32) {
@@ -284,7 +318,7 @@ fn tap_right(w: RowWindow) -> vec4<f32> { return vec4<f32>(w.v.yzw, w.r); }
 
 // M > 16: row by row, its 3 taps in turn (a loop to taps_w, not 3 unrolled copies of the
 // 128 multiply-adds: the selects cost 2 blends per 128 of them).
-fn gemm_by_row(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32) {
+fn gemm_by_row(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32, lanes: u32) {
     let ldw4 = g.ldw / 4u;
     var wk = wk0;
     for (var r = 0u; r < g.chans * g.taps_h; r = r + 1u) {
@@ -293,7 +327,7 @@ fn gemm_by_row(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32) {
         let right = tap_right(win);
         for (var t = 0u; t < g.taps_w; t = t + 1u) {
             let b = select(select(right, win.v, t == 1u), left, t == 0u);
-            rows32(acc, wp[wk], b);
+            rows32(acc, wk, b, lanes);
             wk = wk + ldw4;
         }
     }
@@ -302,7 +336,7 @@ fn gemm_by_row(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32) {
 // M <= 16 (k-pairs): two rows at a time, their 6 steps as 3 pairs, so no pair straddles an
 // iteration; an odd last row's 3 steps make 2 pairs, the last with a zero partner (a row
 // past the end loads as zeros).
-fn gemm_by_row_pairs(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32) {
+fn gemm_by_row_pairs(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: u32, lanes: u32) {
     let ldw4 = g.ldw / 4u;
     let rows = g.chans * g.taps_h;
     var wk = wk0;
@@ -315,9 +349,7 @@ fn gemm_by_row_pairs(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: 
         for (var j = 0u; j < steps; j = j + 1u) {
             let even = select(select(w1.v, tap_right(w0), j == 1u), tap_left(w0), j == 0u);
             let odd = select(select(tap_right(w1), tap_left(w1), j == 1u), w0.v, j == 0u);
-            let a = wp[wk];
-            rows16_even(acc, a, even);
-            rows16_odd(acc, a, odd);
+            rows16_pair(acc, wk, even, odd, lanes);
             wk = wk + ldw4;
         }
     }
@@ -327,8 +359,8 @@ fn gemm_by_row_pairs(acc: ptr<function, array<vec4<f32>, 32>>, c: Columns, wk0: 
 // with M <= 16 would leave half of each 32-row vec4 of packed weights idle, so there the
 // weights are packed in k-pairs (rows 0-15 of step k, then of step k + 1) and each load
 // feeds two steps: half the weight loads and no idle multiply-adds.
-fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) {
-    let q0 = (wid.z * nwg.x + wid.x) * TQ;
+fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, lanes: u32) {
+    let q0 = (wid.z * nwg.x + wid.x) * 4u * lanes;
     if (q0 >= g.batch * g.gh * g.gw) { return; } // a folded grid's spare tiles
     let c = gemm_columns(q0 + 4u * lane);
     let m0 = wid.y * TM;
@@ -338,26 +370,24 @@ fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) {
     var wk = g.wp_base + m0 / 4u + lane;
     let kdim = g.chans * g.taps_h * g.taps_w;
     if (g.by_row == 1u && g.pairs == 1u) {
-        gemm_by_row_pairs(&acc, c, wk);
+        gemm_by_row_pairs(&acc, c, wk, lanes);
         fold_pairs(&acc);
     } else if (g.by_row == 1u) {
-        gemm_by_row(&acc, c, wk);
+        gemm_by_row(&acc, c, wk, lanes);
     } else if (g.pairs == 1u) {
         for (var k = 0u; k < kdim; k = k + 2u) {
-            let a = wp[wk];
             let b0 = gather(c, t);
             let t1 = next_tap(t);
             var b1 = vec4<f32>(0.0);
             if (k + 1u < kdim) { b1 = gather(c, t1); }
-            rows16_even(&acc, a, b0);
-            rows16_odd(&acc, a, b1);
+            rows16_pair(&acc, wk, b0, b1, lanes);
             wk = wk + ldw4;
             t = next_tap(t1);
         }
         fold_pairs(&acc);
     } else {
         for (var k = 0u; k < kdim; k = k + 1u) {
-            rows32(&acc, wp[wk], gather(c, t));
+            rows32(&acc, wk, gather(c, t), lanes);
             wk = wk + ldw4;
             t = next_tap(t);
         }
@@ -375,7 +405,13 @@ fn gemm_subgroup(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) {
 @compute @workgroup_size(8)
 fn conv2d_gemm_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(subgroup_invocation_id) lane: u32) {
-    gemm_subgroup(wid, nwg, lane);
+    gemm_subgroup(wid, nwg, lane, 8u);
+}
+
+@compute @workgroup_size(4)
+fn conv2d_gemm_subgroup4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(subgroup_invocation_id) lane: u32) {
+    gemm_subgroup(wid, nwg, lane, 4u);
 }
 
 // ---- weight gradient ----
@@ -429,18 +465,26 @@ fn dw_row(acc: ptr<function, array<vec4<f32>, 32>>, r: u32, s: vec4<f32>, b0: ve
                 fma(vec4<f32>(s.y), b1, fma(vec4<f32>(s.x), b0, (*acc)[r]))));
 }
 
-// Rows 8 i .. 8 i + 7, row 8 i + l broadcast from lane l's d (its row's dy at the 4 positions).
-fn dw_rows8(acc: ptr<function, array<vec4<f32>, 32>>, i: u32, d: vec4<f32>, b0: vec4<f32>,
-            b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
+// Rows 8 i .. 8 i + 7, row 8 i + l broadcast from lane l's d (its row's dy at the 4
+// positions); with 4 lanes rows 8 i + 4 + l from lane l's d4.
+fn dw_rows8(acc: ptr<function, array<vec4<f32>, 32>>, i: u32, d: vec4<f32>, d4: vec4<f32>,
+            b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, lanes: u32) {
     let r = 8u * i;
     dw_row(acc, r, subgroupBroadcast(d, 0u), b0, b1, b2, b3);
     dw_row(acc, r + 1u, subgroupBroadcast(d, 1u), b0, b1, b2, b3);
     dw_row(acc, r + 2u, subgroupBroadcast(d, 2u), b0, b1, b2, b3);
     dw_row(acc, r + 3u, subgroupBroadcast(d, 3u), b0, b1, b2, b3);
-    dw_row(acc, r + 4u, subgroupBroadcast(d, 4u), b0, b1, b2, b3);
-    dw_row(acc, r + 5u, subgroupBroadcast(d, 5u), b0, b1, b2, b3);
-    dw_row(acc, r + 6u, subgroupBroadcast(d, 6u), b0, b1, b2, b3);
-    dw_row(acc, r + 7u, subgroupBroadcast(d, 7u), b0, b1, b2, b3);
+    if (lanes == 8u) {
+        dw_row(acc, r + 4u, subgroupBroadcast(d, 4u), b0, b1, b2, b3);
+        dw_row(acc, r + 5u, subgroupBroadcast(d, 5u), b0, b1, b2, b3);
+        dw_row(acc, r + 6u, subgroupBroadcast(d, 6u), b0, b1, b2, b3);
+        dw_row(acc, r + 7u, subgroupBroadcast(d, 7u), b0, b1, b2, b3);
+    } else {
+        dw_row(acc, r + 4u, subgroupBroadcast(d4, 0u), b0, b1, b2, b3);
+        dw_row(acc, r + 5u, subgroupBroadcast(d4, 1u), b0, b1, b2, b3);
+        dw_row(acc, r + 6u, subgroupBroadcast(d4, 2u), b0, b1, b2, b3);
+        dw_row(acc, r + 7u, subgroupBroadcast(d4, 3u), b0, b1, b2, b3);
+    }
 }
 
 // A position (n, o = oh * OW + ow), stepped with carries.
@@ -586,11 +630,9 @@ fn store_dw3_quad(acc: ptr<function, array<vec4<f32>, 32>>, j: u32, m0: u32, out
 // between the two inside the loop would run both on llvmpipe, and one entry point holding
 // both compiles slower than two). Every group of 4 positions is
 // live or not as a whole: OH * OW and the slices' spans are multiples of 4.
-@compute @workgroup_size(8)
-fn conv2d_backward_weight_rows_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
-                                        @builtin(subgroup_invocation_id) lane: u32) {
+fn dw_rows_subgroup(wid: vec3<u32>, lane: u32, lanes: u32) {
     let kc = q.cin * q.taps_h * q.taps_w;
-    let rq = wid.x * 8u + lane;
+    let rq = wid.x * lanes + lane;
     let m0 = wid.y * TM;
     let ohw = q.oh * q.ow;
     let chw = q.cin * q.h * q.w;
@@ -601,6 +643,9 @@ fn conv2d_backward_weight_rows_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     rows.y = min(m0 + 8u + lane, q.cout - 1u) * ohw;
     rows.z = min(m0 + 16u + lane, q.cout - 1u) * ohw;
     rows.w = min(m0 + 24u + lane, q.cout - 1u) * ohw;
+    // With 4 lanes, rows 8 i + 4 + lane too (read only then).
+    let rows4 = vec4<u32>(min(vec4<u32>(m0 + 4u + lane) + vec4<u32>(0u, 8u, 16u, 24u),
+                              vec4<u32>(q.cout - 1u)) * ohw);
     let o0 = p_begin % ohw;
     var c = Cursor(p_begin / ohw, o0, o0 / q.ow, o0 % q.ow);
     var acc: array<vec4<f32>, 32>;
@@ -617,13 +662,23 @@ fn conv2d_backward_weight_rows_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
         } else {
             hi = dy_rows(ga, rows.z, rows.w, true);
         }
+        var lo4 = Rows2(vec4<f32>(0.0), vec4<f32>(0.0));
+        var hi4 = lo4;
+        if (lanes == 4u) {
+            lo4 = dy_rows(ga, rows4.x, rows4.y, true);
+            if (pairs) {
+                hi4 = dy_rows(gb, rows4.x, rows4.y, true);
+            } else {
+                hi4 = dy_rows(ga, rows4.z, rows4.w, true);
+            }
+        }
         let ba = x_window(rq, ga.c0, ga.live.x, chw);
         var bb = ba;
         if (pairs) { bb = x_window(rq, gb.c0, gb.live.x, chw); }
-        dw_rows8(&acc, 0u, lo.a, ba.b0, ba.b1, ba.b2, ba.b3);
-        dw_rows8(&acc, 1u, lo.b, ba.b0, ba.b1, ba.b2, ba.b3);
-        dw_rows8(&acc, 2u, hi.a, bb.b0, bb.b1, bb.b2, bb.b3);
-        dw_rows8(&acc, 3u, hi.b, bb.b0, bb.b1, bb.b2, bb.b3);
+        dw_rows8(&acc, 0u, lo.a, lo4.a, ba.b0, ba.b1, ba.b2, ba.b3, lanes);
+        dw_rows8(&acc, 1u, lo.b, lo4.b, ba.b0, ba.b1, ba.b2, ba.b3, lanes);
+        dw_rows8(&acc, 2u, hi.a, hi4.a, bb.b0, bb.b1, bb.b2, bb.b3, lanes);
+        dw_rows8(&acc, 3u, hi.b, hi4.b, bb.b0, bb.b1, bb.b2, bb.b3, lanes);
         c = advance(gb.c3);
     }
     if (pairs) { fold_pairs(&acc); }
@@ -634,12 +689,22 @@ fn conv2d_backward_weight_rows_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     }
 }
 
-// Workgroup (x: column tile, y: row tile, z: slice of positions); one subgroup.
 @compute @workgroup_size(8)
-fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
-                                   @builtin(subgroup_invocation_id) lane: u32) {
+fn conv2d_backward_weight_rows_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
+                                        @builtin(subgroup_invocation_id) lane: u32) {
+    dw_rows_subgroup(wid, lane, 8u);
+}
+
+@compute @workgroup_size(4)
+fn conv2d_backward_weight_rows_subgroup4(@builtin(workgroup_id) wid: vec3<u32>,
+                                         @builtin(subgroup_invocation_id) lane: u32) {
+    dw_rows_subgroup(wid, lane, 4u);
+}
+
+// Workgroup (x: column tile, y: row tile, z: slice of positions); one subgroup.
+fn dw_subgroup(wid: vec3<u32>, lane: u32, lanes: u32) {
     let kc = q.cin * q.taps_h * q.taps_w;
-    let c0 = wid.x * TQ + 4u * lane;
+    let c0 = wid.x * 4u * lanes + 4u * lane;
     let m0 = wid.y * TM;
     let cols = window_columns(c0);
     let ohw = q.oh * q.ow;
@@ -652,6 +717,9 @@ fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     rows.y = min(m0 + 8u + lane, q.cout - 1u) * ohw;
     rows.z = min(m0 + 16u + lane, q.cout - 1u) * ohw;
     rows.w = min(m0 + 24u + lane, q.cout - 1u) * ohw;
+    // With 4 lanes, rows 8 i + 4 + lane too (read only then).
+    let rows4 = vec4<u32>(min(vec4<u32>(m0 + 4u + lane) + vec4<u32>(0u, 8u, 16u, 24u),
+                              vec4<u32>(q.cout - 1u)) * ohw);
     let aligned = ohw % 4u == 0u;
     let o0 = p_begin % ohw;
     var c = Cursor(p_begin / ohw, o0, o0 / q.ow, o0 % q.ow);
@@ -672,13 +740,23 @@ fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
         } else {
             hi = dy_rows(ga, rows.z, rows.w, aligned);
         }
+        var lo4 = Rows2(vec4<f32>(0.0), vec4<f32>(0.0));
+        var hi4 = lo4;
+        if (lanes == 4u) {
+            lo4 = dy_rows(ga, rows4.x, rows4.y, aligned);
+            if (pairs) {
+                hi4 = dy_rows(gb, rows4.x, rows4.y, aligned);
+            } else {
+                hi4 = dy_rows(ga, rows4.z, rows4.w, aligned);
+            }
+        }
         let ba = gathers(cols, ga, chw);
         var bb = ba;
         if (pairs) { bb = gathers(cols, gb, chw); }
-        dw_rows8(&acc, 0u, lo.a, ba.b0, ba.b1, ba.b2, ba.b3);
-        dw_rows8(&acc, 1u, lo.b, ba.b0, ba.b1, ba.b2, ba.b3);
-        dw_rows8(&acc, 2u, hi.a, bb.b0, bb.b1, bb.b2, bb.b3);
-        dw_rows8(&acc, 3u, hi.b, bb.b0, bb.b1, bb.b2, bb.b3);
+        dw_rows8(&acc, 0u, lo.a, lo4.a, ba.b0, ba.b1, ba.b2, ba.b3, lanes);
+        dw_rows8(&acc, 1u, lo.b, lo4.b, ba.b0, ba.b1, ba.b2, ba.b3, lanes);
+        dw_rows8(&acc, 2u, hi.a, hi4.a, bb.b0, bb.b1, bb.b2, bb.b3, lanes);
+        dw_rows8(&acc, 3u, hi.b, hi4.b, bb.b0, bb.b1, bb.b2, bb.b3, lanes);
         c = advance(gb.c3);
     }
     if (pairs) { fold_pairs(&acc); }
@@ -687,4 +765,16 @@ fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
         store_dw_quad(&acc, 0u, m, out_row0, c0, kc);
         shift_quad(&acc);
     }
+}
+
+@compute @workgroup_size(8)
+fn conv2d_backward_weight_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
+                                   @builtin(subgroup_invocation_id) lane: u32) {
+    dw_subgroup(wid, lane, 8u);
+}
+
+@compute @workgroup_size(4)
+fn conv2d_backward_weight_subgroup4(@builtin(workgroup_id) wid: vec3<u32>,
+                                    @builtin(subgroup_invocation_id) lane: u32) {
+    dw_subgroup(wid, lane, 4u);
 }

@@ -32,7 +32,7 @@ fn each_shape_runs_in_its_fastest_style_cached_and_retimed_on_change() {
     let timed = Cell::new(0);
     let time = |i: usize, style: KernelStyle| {
         timed.set(timed.get() + 1);
-        timing::time_passes(&gpu, &shapes[i].with_style(style), 2)
+        timing::time_passes(&gpu, &shapes[i].on(&gpu, style), 2)
     };
 
     // Not measured: every shape takes the device's style, nothing timed.

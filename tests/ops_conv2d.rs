@@ -105,9 +105,11 @@ fn awkward_shapes() -> Vec<Conv2dShape> {
 }
 
 /// The subgroup kernels (every pass, one GEMM per stride phase of dx, split-K dw over the
-/// tap window) against the f64 twin over the awkward shapes. They need the SUBGROUP feature,
-/// and subgroups of 8 or more (lavapipe). An adapter without them (SwiftShader: 4 lanes) must
-/// refuse the style with its reason instead: never choose it, and refuse it when forced.
+/// tap window) against the f64 twin over the awkward shapes, with every lane count the
+/// adapter can run: 8 and 4 on lavapipe (a 4-invocation workgroup is one subgroup there
+/// too), 4 on SwiftShader. They need the SUBGROUP feature and subgroups of 4 or more; an
+/// adapter without them must refuse the style with its reason instead: never choose it, and
+/// refuse it when forced.
 #[test]
 fn conv2d_subgroup_matches_reference() {
     use adaresnet::gpu::{choice, KernelStyle};
@@ -115,8 +117,8 @@ fn conv2d_subgroup_matches_reference() {
     if let Some(why) = choice::refusal(&gpu, KernelStyle::Subgroup) {
         let has = gpu.device.features().contains(wgpu::Features::SUBGROUP);
         assert!(
-            !has || gpu.info.subgroup_min_size < 8,
-            "refused on an adapter that has subgroups of 8 or more: {why}"
+            !has || gpu.info.subgroup_min_size < 4,
+            "refused on an adapter that has subgroups of 4 or more: {why}"
         );
         assert!(
             why.contains(&gpu.info.name),
@@ -130,13 +132,48 @@ fn conv2d_subgroup_matches_reference() {
         assert_eq!(choice.style, KernelStyle::Tiled, "{}", choice.describe());
         return;
     }
+    let lanes = choice::runnable_lanes(&gpu);
+    assert!(lanes.contains(&choice::subgroup_lanes(&gpu)), "{lanes:?}");
+    for lanes in lanes {
+        subgroup_sweep(&gpu, lanes);
+    }
+}
+
+fn subgroup_sweep(gpu: &adaresnet::gpu::Gpu, lanes: usize) {
+    // The sweep runs the entry points of its lane count.
+    let s = same([2, 8, 8, 8], 8, 3, 1, false)
+        .with_style(adaresnet::gpu::KernelStyle::Subgroup)
+        .with_lanes(lanes);
+    let buf = |n: usize| gpu.zeros("entry check", n.max(1));
+    let (x, w, y) = (buf(s.input_len()), buf(s.weight_len()), buf(s.output_len()));
+    let (packed, dx) = (
+        buf(s.forward_scratch_len()),
+        buf(s.backward_input_scratch_len()),
+    );
+    let partials = buf(s.dw_partials_len());
+    let entries: Vec<&str> = conv2d::forward(&x, &w, None, &y, &packed, &s)
+        .into_iter()
+        .chain(conv2d::backward_input(&y, &w, &x, &dx, &s))
+        .chain(conv2d::backward_weight(&y, &x, &partials, &w, &s))
+        .map(|d| d.entry)
+        .filter(|e| e.contains("_subgroup"))
+        .collect();
+    let four = entries.iter().filter(|e| e.ends_with("_subgroup4")).count();
+    assert!(!entries.is_empty());
+    assert_eq!(
+        four,
+        if lanes == 4 { entries.len() } else { 0 },
+        "{entries:?}"
+    );
     let mut split = false;
     // (row-window path, k-pairs, odd step count) of every forward and dx GEMM run.
     let mut paths = std::collections::BTreeSet::new();
     // (dw's row-window path, k-pairs, split-K) of every weight gradient run.
     let mut dw_paths = std::collections::BTreeSet::new();
     for (i, s) in awkward_shapes().iter().enumerate() {
-        let s = s.with_style(adaresnet::gpu::KernelStyle::Subgroup);
+        let s = s
+            .with_style(adaresnet::gpu::KernelStyle::Subgroup)
+            .with_lanes(lanes);
         let g = s.geometry();
         let fwd = s.subgroup_forward();
         for (c, src_w) in std::iter::once((fwd, s.w))
@@ -158,9 +195,12 @@ fn conv2d_subgroup_matches_reference() {
             s.cout <= 16,
             s.subgroup_dw_split().0 > 1,
         ));
-        check_conv2d(&gpu, &s, 500 + i as u64).unwrap().assert_ok();
+        check_conv2d(gpu, &s, 500 + i as u64).unwrap().assert_ok();
     }
-    assert!(split, "a subgroup weight gradient must run split-K");
+    assert!(
+        split,
+        "a subgroup weight gradient must run split-K ({lanes} lanes)"
+    );
     for want in [
         (true, true, true),
         (true, true, false),
@@ -195,12 +235,13 @@ fn conv2d_subgroup_matches_reference() {
     {
         let s = s
             .with_style(adaresnet::gpu::KernelStyle::Subgroup)
+            .with_lanes(lanes)
             .with_tilings(Tilings {
                 fold_past: Some(2),
                 ..Tilings::default()
             })
             .unwrap();
-        check_conv2d(&gpu, &s, 600 + i as u64).unwrap().assert_ok();
+        check_conv2d(gpu, &s, 600 + i as u64).unwrap().assert_ok();
     }
 }
 
@@ -348,7 +389,7 @@ fn conv2d_is_deterministic() {
         })
         .unwrap();
     assert!(square.geometry().splits > 1);
-    let subgroup = auto.with_style(adaresnet::gpu::KernelStyle::Subgroup);
+    let subgroup = auto.on(&gpu, adaresnet::gpu::KernelStyle::Subgroup);
     assert!(subgroup.subgroup_dw_split().0 > 1);
     for s in [auto, square, subgroup] {
         let (a, b) = (

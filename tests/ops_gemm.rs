@@ -36,33 +36,42 @@ fn gemm_matches_reference_in_every_style() {
         },
     ];
     let mut ran = Vec::new();
-    for style in KernelStyle::ALL {
-        if !choice::supported(&gpu, style) {
-            continue;
-        }
-        ran.push(style);
+    // Tiled, and the subgroup kernels with every lane count the adapter can run (4 and 8 on
+    // lavapipe, 4 on SwiftShader).
+    let mut runs = vec![(KernelStyle::Tiled, 8)];
+    runs.extend(
+        choice::runnable_lanes(&gpu)
+            .into_iter()
+            .map(|l| (KernelStyle::Subgroup, l)),
+    );
+    for (style, lanes) in runs {
+        ran.push((style, lanes));
         for (i, &s) in shapes.iter().enumerate() {
             let mut r = rng(40 + i as u64);
             let (a, b) = (uniform(&mut r, s.m * s.k), uniform(&mut r, s.k * s.n));
             let (ab, bb) = (gpu.upload("a", &to_f32(&a)), gpu.upload("b", &to_f32(&b)));
             let cb = gpu.zeros("c", s.m * s.n);
-            gpu.run_dispatches(vec![gemm::gemm(&ab, &bb, &cb, s, style).unwrap()])
+            gpu.run_dispatches(vec![gemm::gemm(&ab, &bb, &cb, s, style, lanes).unwrap()])
                 .unwrap();
             // k products of values in [-1, 1) per output.
             assert_close(
-                &format!("{} {s:?}", style.name()),
+                &format!("{} x{lanes} {s:?}", style.name()),
                 &gpu.download(&cb, s.m * s.n).unwrap(),
                 &cpu::gemm(&to_f64(&to_f32(&a)), &to_f64(&to_f32(&b)), s),
                 Tol::sum_of(s.k, 1.0),
             );
         }
     }
-    // Tiled needs no optional feature, so every conformant adapter ran at least it; the
-    // subgroup style ran too wherever `supported` says it can (lavapipe, 8 lanes).
-    assert!(
-        ran.contains(&KernelStyle::Tiled),
-        "the tiled GEMM did not run: {ran:?}"
-    );
+    // Tiled needs no optional feature, so every conformant adapter ran it; the subgroup
+    // style ran wherever `supported` says it can, at its adapter's lanes at least.
+    assert_eq!(ran[0].0, KernelStyle::Tiled);
+    if choice::supported(&gpu, KernelStyle::Subgroup) {
+        let lanes = choice::subgroup_lanes(&gpu);
+        assert!(
+            ran.contains(&(KernelStyle::Subgroup, lanes)),
+            "the subgroup GEMM at {lanes} lanes did not run: {ran:?}"
+        );
+    }
     // measure() checks its own result too.
     let row = gemm::measure(&gpu, KernelStyle::Tiled, 128, 1, 1).unwrap();
     assert!(row.gflops > 0.0 && row.max_abs_err < 1e-3, "{row:?}");
@@ -77,14 +86,15 @@ fn gemm_refuses_partial_tiles() {
         n: 64,
         k: 16,
     };
-    let e = gemm::gemm(&b, &b, &b, s, KernelStyle::Tiled).unwrap_err();
+    let e = gemm::gemm(&b, &b, &b, s, KernelStyle::Tiled, 8).unwrap_err();
     assert!(e.to_string().contains("multiples of 64"), "{e}");
     assert!(gemm::gemm(
         &b,
         &b,
         &b,
         GemmShape { m: 64, n: 64, k: 6 },
-        KernelStyle::Subgroup
+        KernelStyle::Subgroup,
+        8
     )
     .is_err());
 }

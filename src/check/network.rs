@@ -47,7 +47,7 @@ pub fn paper_op_checks(
                 .into_iter()
                 .filter(|&style| choice::supported(gpu, style))
                 .map(|style| {
-                    let s = shapes::conv(&g, a, i[0], i[1]).with_style(style);
+                    let s = shapes::conv(&g, a, i[0], i[1]).on(gpu, style);
                     conv2d::check_conv2d(gpu, &s, seed)
                 })
                 .collect::<Result<Vec<_>>>()?,

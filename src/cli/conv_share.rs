@@ -46,7 +46,7 @@ pub fn measure(gpu: &Gpu, shapes: &[Conv2dShape], peak: &[PeakRow]) -> Result<Ve
             .map(|p| p.gflops)
             .fold(f64::NAN, f64::max);
         for s in &distinct {
-            let s = s.with_style(style);
+            let s = s.on(gpu, style);
             eprintln!("peak: conv {} in {}", s.describe(), style.name());
             let ms = timing::time_passes(gpu, &s, REPS)?;
             let flops = [

@@ -101,10 +101,11 @@ pub fn refusal(gpu: &Gpu, style: KernelStyle) -> Option<String> {
                 gpu.info.name
             ))
         }
-        // A workgroup of 8 must be one subgroup, so that broadcasts reach every invocation.
-        KernelStyle::Subgroup if gpu.info.subgroup_min_size < 8 => Some(format!(
-            "the subgroup kernels share operands across one 8-invocation workgroup by \
-             subgroupBroadcast, so they need subgroups of 8 or more, and '{}' may run \
+        // A workgroup (4 or 8 invocations) must be one subgroup, so that broadcasts reach
+        // every invocation.
+        KernelStyle::Subgroup if gpu.info.subgroup_min_size < 4 => Some(format!(
+            "the subgroup kernels share operands across one workgroup of 4 or 8 invocations \
+             by subgroupBroadcast, so they need subgroups of 4 or more, and '{}' may run \
              subgroups of {} (it reports {}-{})",
             gpu.info.name,
             gpu.info.subgroup_min_size,
@@ -112,6 +113,30 @@ pub fn refusal(gpu: &Gpu, style: KernelStyle) -> Option<String> {
             gpu.info.subgroup_max_size
         )),
         KernelStyle::Subgroup => None,
+    }
+}
+
+/// The subgroup kernels' lanes per workgroup on `gpu`: 8 where every subgroup has 8 or more
+/// invocations, else 4 (the 4-lane entry points; `refusal` turns away narrower ones).
+/// `ADARESNET_SUBGROUP_LANES=4` takes 4 anywhere (to run that path on an 8-lane adapter).
+pub fn subgroup_lanes(gpu: &Gpu) -> usize {
+    let forced_four = std::env::var("ADARESNET_SUBGROUP_LANES").is_ok_and(|v| v.trim() == "4");
+    if gpu.info.subgroup_min_size >= 8 && !forced_four {
+        8
+    } else {
+        4
+    }
+}
+
+/// Every lane count the subgroup kernels can run with on `gpu` (for tests of both paths).
+pub fn runnable_lanes(gpu: &Gpu) -> Vec<usize> {
+    if !supported(gpu, KernelStyle::Subgroup) {
+        return Vec::new();
+    }
+    if gpu.info.subgroup_min_size >= 8 {
+        vec![4, 8]
+    } else {
+        vec![4]
     }
 }
 
@@ -350,10 +375,13 @@ pub fn choose_per_shape(
 }
 
 /// The style measured best on a kind of adapter, where the answer is not in doubt: a CPU
-/// adapter whose subgroup is its SIMD width runs the subgroup kernels 3-5x faster than the
-/// tiled ones (lavapipe, see the README's figures). Every other adapter is measured.
+/// adapter whose subgroups are 8 wide, its SIMD width, runs the subgroup kernels 3-5x faster
+/// than the tiled ones (lavapipe, see docs/performance.md). Every other adapter is measured,
+/// a 4-lane one (SwiftShader) too.
 pub fn table_choice(gpu: &Gpu) -> Option<KernelStyle> {
-    (gpu.info.device_type == wgpu::DeviceType::Cpu && supported(gpu, KernelStyle::Subgroup))
+    (gpu.info.device_type == wgpu::DeviceType::Cpu
+        && supported(gpu, KernelStyle::Subgroup)
+        && subgroup_lanes(gpu) == 8)
         .then_some(KernelStyle::Subgroup)
 }
 

@@ -12,8 +12,11 @@ pub const UNIFORMS: &[crate::ops::Uniform] = &[
     crate::uniform!("gemm", GemmParams, [m, n, k, pad0]),
     crate::uniform!("gemm_subgroup", GemmParams, [m, n, k, pad0]),
 ];
-pub const ENTRY_POINTS: &[(&str, [u32; 3])] =
-    &[("gemm_tiled", [256, 1, 1]), ("gemm_subgroup", [8, 1, 1])];
+pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
+    ("gemm_tiled", [256, 1, 1]),
+    ("gemm_subgroup", [8, 1, 1]),
+    ("gemm_subgroup4", [4, 1, 1]),
+];
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -37,17 +40,18 @@ impl GemmShape {
         Self { m: n, n, k: n }
     }
 
-    /// (rows, columns) of one workgroup's tile and the reduction step `style` needs whole.
-    fn tile(style: KernelStyle) -> (usize, usize, usize) {
+    /// (rows, columns) of one workgroup's tile and the reduction step `style` needs whole;
+    /// a subgroup workgroup has 4 columns per lane.
+    fn tile(style: KernelStyle, lanes: usize) -> (usize, usize, usize) {
         match style {
             KernelStyle::Tiled => (64, 64, 16),
-            KernelStyle::Subgroup => (32, 32, 4),
+            KernelStyle::Subgroup => (32, 4 * lanes, 4),
         }
     }
 
     /// The kernels take whole tiles only: this is a benchmark, sized to fit them.
-    pub fn check(&self, style: KernelStyle) -> Result<()> {
-        let (tm, tn, tk) = Self::tile(style);
+    pub fn check(&self, style: KernelStyle, lanes: usize) -> Result<()> {
+        let (tm, tn, tk) = Self::tile(style, lanes);
         let whole =
             self.m.is_multiple_of(tm) && self.n.is_multiple_of(tn) && self.k.is_multiple_of(tk);
         if !whole || self.m * self.k == 0 {
@@ -64,18 +68,21 @@ impl GemmShape {
     }
 }
 
-/// a: [m, k], b: [k, n] -> c: [m, n] with `style`'s kernel.
+/// a: [m, k], b: [k, n] -> c: [m, n] with `style`'s kernel (the subgroup one with `lanes`,
+/// 4 or 8, per workgroup: `choice::subgroup_lanes`).
 pub fn gemm(
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
     c: &wgpu::Buffer,
     s: GemmShape,
     style: KernelStyle,
+    lanes: usize,
 ) -> Result<Dispatch> {
-    s.check(style)?;
-    let (tm, tn, _) = GemmShape::tile(style);
+    s.check(style, lanes)?;
+    let (tm, tn, _) = GemmShape::tile(style, lanes);
     let entry = match style {
         KernelStyle::Tiled => "gemm_tiled",
+        KernelStyle::Subgroup if lanes == 4 => "gemm_subgroup4",
         KernelStyle::Subgroup => "gemm_subgroup",
     };
     let params = GemmParams {
@@ -144,7 +151,8 @@ pub fn measure(
     runs: usize,
 ) -> Result<PeakRow> {
     let s = GemmShape::square(n);
-    s.check(style)?;
+    let lanes = choice::subgroup_lanes(gpu);
+    s.check(style, lanes)?;
     let (a, b) = (inputs(n * n, 1), inputs(n * n, 2));
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let (ab, bb) = (
@@ -152,7 +160,7 @@ pub fn measure(
         gpu.upload("gemm b", &f32s(&b)),
     );
     let cb = gpu.zeros("gemm c", n * n);
-    let one = gemm(&ab, &bb, &cb, s, style)?;
+    let one = gemm(&ab, &bb, &cb, s, style, lanes)?;
     let program = Program::new(gpu, vec![one; reps.max(1)]);
     gpu.run(&program)?;
     let mut best = f64::INFINITY;

@@ -92,6 +92,11 @@ impl Conv2dShape {
             .clamp(1, MAX_GROUPS_PER_DIM);
 
         let subgroup = self.style == KernelStyle::Subgroup;
+        // A subgroup workgroup's columns: 4 per lane.
+        let tile = |t: Tiling| match t {
+            Tiling::Subgroup => (subgroup::TILE, 4 * self.lanes),
+            t => t.tile(),
+        };
         let fwd = self.tilings.forward.unwrap_or_else(|| {
             if subgroup {
                 return Tiling::Subgroup;
@@ -104,7 +109,7 @@ impl Conv2dShape {
         });
         let forward = GemmPass {
             tiling: fwd,
-            groups: gemm_groups(self.cout, positions, fwd.tile(), 1, fold_past),
+            groups: gemm_groups(self.cout, positions, tile(fwd), 1, fold_past),
         };
 
         // dx: the square kernel gathers every tap and, strided, multiplies the zeros between
@@ -135,7 +140,7 @@ impl Conv2dShape {
                     gemm_groups(self.cin, phase_positions, dx.tile(), phases, fold_past)
                 }
                 // One launch per phase; the largest phase has at most `phase_positions`.
-                Tiling::Subgroup => gemm_groups(self.cin, phase_positions, dx.tile(), 1, fold_past),
+                Tiling::Subgroup => gemm_groups(self.cin, phase_positions, tile(dx), 1, fold_past),
             },
         };
 
@@ -152,7 +157,7 @@ impl Conv2dShape {
             )
         });
         let dw_cols = if dw == Tiling::Square { k } else { k_window };
-        let (bm, bn) = dw.tile();
+        let (bm, bn) = tile(dw);
         let tiles = self.cout.div_ceil(bm) * dw_cols.div_ceil(bn);
         let chunk = dw.chunk();
         let chunks = positions.div_ceil(chunk);

@@ -49,7 +49,11 @@ pub const UNIFORMS: &[crate::ops::Uniform] = &[
             tile_rows,
             tile_ksplit,
             seg_shift,
-            pad1
+            pack_ldw,
+            pack_kpack,
+            pad0,
+            pad1,
+            pad2
         ]
     ),
     crate::uniform!(
@@ -99,6 +103,12 @@ pub const ENTRY_POINTS: &[(&str, [u32; 3])] = &[
     ("conv2d_gemm_subgroup", subgroup::WORKGROUP),
     ("conv2d_backward_weight_subgroup", subgroup::WORKGROUP),
     ("conv2d_backward_weight_rows_subgroup", subgroup::WORKGROUP),
+    ("conv2d_gemm_subgroup4", subgroup::WORKGROUP4),
+    ("conv2d_backward_weight_subgroup4", subgroup::WORKGROUP4),
+    (
+        "conv2d_backward_weight_rows_subgroup4",
+        subgroup::WORKGROUP4,
+    ),
 ];
 
 #[repr(C)]
@@ -126,8 +136,14 @@ pub struct Conv2dParams {
     pub tile_ksplit: u32,
     /// `conv2d_backward_bias`: log2 of the threads per channel.
     pub seg_shift: u32,
-    /// Pads the struct to a multiple of 16 bytes.
+    /// `conv2d_forward_narrow`: the packed weights' layout (`subgroup::ldw`, `subgroup::kpack`),
+    /// which it reads a quad of rows at a time.
+    pub pack_ldw: u32,
+    pub pack_kpack: u32,
+    /// Pad the struct to a multiple of 16 bytes.
+    pub pad0: u32,
     pub pad1: u32,
+    pub pad2: u32,
 }
 
 impl Conv2dShape {
@@ -205,7 +221,9 @@ impl Conv2dShape {
             tile_rows: 0,
             tile_ksplit: 0,
             seg_shift: bias_threads_per_channel(g.positions).trailing_zeros(),
-            pad1: 0,
+            pack_ldw: subgroup::ldw(self.cout) as u32,
+            pack_kpack: subgroup::kpack(self.cout) as u32,
+            ..Default::default()
         }
     }
 
@@ -243,20 +261,33 @@ pub fn forward(
         return subgroup::forward(x, w, bias, y, packed, s);
     }
     let c = s.forward_cost();
-    // The entry point always declares the bias binding; without a bias, `w` stands in (two
-    // read-only bindings of one buffer are allowed) and the kernel never reads it.
-    let entry = g
-        .forward
-        .tiling
-        .entry("conv2d_forward", "conv2d_forward_narrow");
-    vec![
-        Dispatch::new(entry, &s.pass_params(&g, &g.forward), g.forward.groups)
+    let params = s.pass_params(&g, &g.forward);
+    // The entry points always declare the bias binding; without a bias, an input stands in
+    // (two read-only bindings of one buffer are allowed) and the kernel never reads it.
+    if g.forward.tiling == Tiling::Square {
+        return vec![Dispatch::new("conv2d_forward", &params, g.forward.groups)
             .bind(1, x)
             .bind(2, w)
             .bind(3, bias.unwrap_or(w))
             .bind(4, y)
+            .cost(c.flops, c.bytes)];
+    }
+    // Narrow: the weights packed first (the subgroup forward's layout, over the tap window),
+    // then read a quad of rows per load.
+    let corr = s.subgroup_forward();
+    let mut ds = Vec::new();
+    if corr.reduction() > 0 {
+        ds.push(subgroup::pack(w, packed, s, &corr, true));
+    }
+    ds.push(
+        Dispatch::new("conv2d_forward_narrow", &params, g.forward.groups)
+            .bind(1, x)
+            .bind(3, bias.unwrap_or(x))
+            .bind(4, y)
+            .bind(10, packed)
             .cost(c.flops, c.bytes),
-    ]
+    );
+    ds
 }
 
 /// dy: [N, Cout, OH, OW], w: [Cout, Cin, KH, KW] -> dx: [N, Cin, H, W]. `packed` is scratch

@@ -12,7 +12,7 @@ use crate::ops::compare::{compare, Tol};
 /// one that compiles; GPU time where the adapter has timestamp queries, else host time), or
 /// `None` when a result is out of tolerance.
 pub fn measure(gpu: &Gpu, style: KernelStyle) -> Result<Option<f64>> {
-    let s = Conv2dShape::same([8, 16, 16, 16], 16, (3, 3), (1, 1), false)?.with_style(style);
+    let s = Conv2dShape::same([8, 16, 16, 16], 16, (3, 3), (1, 1), false)?.on(gpu, style);
     // Small integers: every product and sum is exact in f32, so any difference is a bug.
     let ints = |n: usize, m: usize| (0..n).map(|i| ((i * 7 + m) % 5) as f64 - 2.0).collect();
     let (x, w, dy): (Vec<f64>, Vec<f64>, Vec<f64>) = (

@@ -67,6 +67,9 @@ pub struct Conv2dShape {
     pub tilings: Tilings,
     /// The adapter's kernel style: passes not forced by `tilings` take its kernels.
     pub style: KernelStyle,
+    /// The subgroup kernels' workgroup: 8 lanes, or 4 where the adapter's subgroups may be 4
+    /// wide (`choice::subgroup_lanes`).
+    pub lanes: usize,
 }
 
 impl Conv2dShape {
@@ -94,6 +97,7 @@ impl Conv2dShape {
             has_bias,
             tilings: Tilings::default(),
             style: KernelStyle::Tiled,
+            lanes: 8,
         };
         s.validate()?;
         Ok(s)
@@ -253,5 +257,20 @@ impl Conv2dShape {
     /// This shape run by `style`'s kernels (passes forced by `tilings` keep theirs).
     pub fn with_style(self, style: KernelStyle) -> Self {
         Self { style, ..self }
+    }
+
+    /// This shape's subgroup kernels with `lanes` (4 or 8) lanes per workgroup.
+    pub fn with_lanes(self, lanes: usize) -> Self {
+        assert!(
+            lanes == 4 || lanes == 8,
+            "the subgroup kernels come for 4 or 8 lanes"
+        );
+        Self { lanes, ..self }
+    }
+
+    /// This shape in `style` as `gpu` runs it (its subgroup lanes).
+    pub fn on(self, gpu: &crate::gpu::Gpu, style: KernelStyle) -> Self {
+        self.with_style(style)
+            .with_lanes(crate::gpu::choice::subgroup_lanes(gpu))
     }
 }

@@ -18,6 +18,8 @@ pub struct ConvStyles {
     pub default: KernelStyle,
     /// Per shape (its `describe`), with the timings it was chosen by.
     pub shapes: Vec<ShapeChoice>,
+    /// The subgroup kernels' lanes on the device (`choice::subgroup_lanes`).
+    pub lanes: usize,
     by_shape: HashMap<String, KernelStyle>,
 }
 
@@ -26,6 +28,7 @@ impl ConvStyles {
     pub fn uniform(style: KernelStyle) -> Self {
         Self {
             default: style,
+            lanes: 8,
             ..Self::default()
         }
     }
@@ -42,10 +45,11 @@ impl ConvStyles {
         }
         let names: Vec<String> = distinct.iter().map(Conv2dShape::describe).collect();
         let chosen = gpu.shape_choices(&base, &names, |i, style| {
-            timing::time_passes(gpu, &distinct[i].with_style(style), CHOICE_REPS)
+            timing::time_passes(gpu, &distinct[i].on(gpu, style), CHOICE_REPS)
         })?;
         Ok(Self {
             default: base.style,
+            lanes: crate::gpu::choice::subgroup_lanes(gpu),
             by_shape: chosen.iter().map(|c| (c.shape.clone(), c.style)).collect(),
             shapes: chosen,
         })
@@ -55,6 +59,7 @@ impl ConvStyles {
     pub fn apply(&self, s: Conv2dShape) -> Conv2dShape {
         let style = self.by_shape.get(&s.describe()).copied();
         s.with_style(style.unwrap_or(self.default))
+            .with_lanes(self.lanes)
     }
 
     /// One line per shape whose style was timed (nothing when none was).

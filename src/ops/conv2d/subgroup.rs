@@ -8,6 +8,8 @@ use crate::gpu::{groups_1d, Cost, Dispatch, MAX_GROUPS_PER_DIM};
 /// Rows and columns of one workgroup's output tile (`TM`, `TQ` in conv2d_subgroup.wgsl).
 pub const TILE: usize = 32;
 pub const WORKGROUP: [u32; 3] = [8, 1, 1];
+/// The 4-lane entry points' workgroup (adapters with 4-wide subgroups).
+pub const WORKGROUP4: [u32; 3] = [4, 1, 1];
 pub const PACK_WORKGROUP: [u32; 3] = [256, 1, 1];
 /// Split-K target for dw: enough workgroups for a CPU adapter's threads to share out
 /// (lavapipe runs one per core), few enough that summing the slices stays cheap: each
@@ -266,14 +268,14 @@ impl Conv2dShape {
             && g.ow.is_multiple_of(4)
     }
 
-    /// dw's column tiles: 32 window columns each, or on the row-window path 8 rows (ci, jh)
-    /// of 3 taps each.
+    /// dw's column tiles: 4 window columns per lane each, or on the row-window path one row
+    /// (ci, jh) of 3 taps per lane.
     pub fn subgroup_dw_column_tiles(&self) -> usize {
         let g = self.geometry();
         if self.subgroup_dw_by_row() {
-            (self.cin * g.window[0].1).div_ceil(TILE / 4)
+            (self.cin * g.window[0].1).div_ceil(self.lanes)
         } else {
-            (self.cin * g.window[0].1 * g.window[1].1).div_ceil(TILE)
+            (self.cin * g.window[0].1 * g.window[1].1).div_ceil(4 * self.lanes)
         }
     }
 
@@ -287,9 +289,14 @@ impl Conv2dShape {
         )
     }
 
+    /// Covers either lane count: graphs size scratch before the adapter is known.
     pub fn subgroup_dw_partials_len(&self) -> usize {
         let g = self.geometry();
-        let (splits, _) = self.subgroup_dw_split();
+        let splits = [4, 8]
+            .map(|lanes| self.with_lanes(lanes).subgroup_dw_split().0)
+            .into_iter()
+            .max()
+            .unwrap_or(1);
         splits * self.cout * self.cin * g.window[0].1 * g.window[1].1
     }
 
@@ -339,6 +346,15 @@ pub fn dw_split(tiles: usize, positions: usize, step: usize) -> (usize, usize) {
     (positions.div_ceil(span), span)
 }
 
+/// The 8-lane or the 4-lane entry point, by the shape's lanes.
+fn lanes_entry(s: &Conv2dShape, eight: &'static str, four: &'static str) -> &'static str {
+    if s.lanes == 4 {
+        four
+    } else {
+        eight
+    }
+}
+
 /// Column tiles in x (folded into z past the per-dimension limit, or `fold_past` in tests),
 /// row tiles in y.
 fn gemm_groups(c: &Correlation, s: &Conv2dShape) -> [u32; 3] {
@@ -347,7 +363,7 @@ fn gemm_groups(c: &Correlation, s: &Conv2dShape) -> [u32; 3] {
         .fold_past
         .unwrap_or(MAX_GROUPS_PER_DIM)
         .clamp(1, MAX_GROUPS_PER_DIM);
-    let tiles = c.columns(s.batch).div_ceil(TILE).max(1);
+    let tiles = c.columns(s.batch).div_ceil(4 * s.lanes).max(1);
     let z = tiles.div_ceil(fold_past);
     [
         tiles.div_ceil(z) as u32,
@@ -358,7 +374,7 @@ fn gemm_groups(c: &Correlation, s: &Conv2dShape) -> [u32; 3] {
 
 /// Packs `w` [Cout, Cin, KH, KW] into `packed` for correlation `c`; `forward` picks the
 /// layout (rows co, channels ci) or dx's (rows ci, channels co).
-fn pack(
+pub(super) fn pack(
     w: &wgpu::Buffer,
     packed: &wgpu::Buffer,
     s: &Conv2dShape,
@@ -444,7 +460,8 @@ fn gemm(
         by_row: c.by_row(src_hw.1) as u32,
     };
     // The bias binding always exists; without one the packed weights stand in, never read.
-    Dispatch::new("conv2d_gemm_subgroup", &params, gemm_groups(c, s))
+    let entry = lanes_entry(s, "conv2d_gemm_subgroup", "conv2d_gemm_subgroup4");
+    Dispatch::new(entry, &params, gemm_groups(c, s))
         .named(name)
         .bind(1, src)
         .bind(2, packed)
@@ -584,9 +601,17 @@ pub fn backward_weight(
     let target = if splits == 1 { dw } else { partials };
     let by_row = s.subgroup_dw_by_row();
     let entry = if by_row {
-        "conv2d_backward_weight_rows_subgroup"
+        lanes_entry(
+            s,
+            "conv2d_backward_weight_rows_subgroup",
+            "conv2d_backward_weight_rows_subgroup4",
+        )
     } else {
-        "conv2d_backward_weight_subgroup"
+        lanes_entry(
+            s,
+            "conv2d_backward_weight_subgroup",
+            "conv2d_backward_weight_subgroup4",
+        )
     };
     let mut gemm = Dispatch::new(
         entry,
