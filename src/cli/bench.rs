@@ -136,7 +136,8 @@ pub struct BenchReport {
     /// `--peak`: the matmul ceiling per style and size; `peak_gflops` the best of them.
     pub peak: Vec<PeakRow>,
     pub peak_gflops: Option<f64>,
-    /// `--peak`: every pass of every distinct convolution in each style, against the ceiling.
+    /// `--peak`: every pass of every distinct convolution (at the smallest batch) in each
+    /// style, against the ceiling.
     pub conv_passes: Vec<ConvPassRow>,
     pub reps: usize,
     pub warmup: usize,
@@ -222,7 +223,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let startup_s = t0.elapsed().as_secs_f64();
                 first_step_s.get_or_insert_with(super::since_start);
                 let (train, infer) = bench_one(&mut exec, &args)?;
-                conv_shapes.extend(crate::graph::shapes::convs(&exec.graph));
+                // Conv rows at the smallest batch only: a larger one repeats the same shapes at
+                // a multiple of the time (minutes in the tiled style on a CPU adapter).
+                if Some(&batch) == args.batches.iter().min() {
+                    conv_shapes.extend(crate::graph::shapes::convs(&exec.graph));
+                }
                 let train_flops = flops(exec.train_program().expect("training program"));
                 let infer_flops = flops(exec.eval_program());
                 let images = (batch * args.steps) as f64;
