@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::gpu::{choice, Gpu, KernelStyle};
-use crate::ops::conv2d::{timing, Conv2dShape};
+use crate::ops::conv2d::{styles, timing, Conv2dShape};
 use crate::ops::gemm::PeakRow;
 
 /// Timed repetitions per pass (the best counts).
@@ -29,12 +29,7 @@ pub struct ConvPassRow {
 
 /// Every pass of every distinct shape in `shapes`, in every supported style.
 pub fn measure(gpu: &Gpu, shapes: &[Conv2dShape], peak: &[PeakRow]) -> Result<Vec<ConvPassRow>> {
-    let mut distinct: Vec<Conv2dShape> = Vec::new();
-    for s in shapes {
-        if !distinct.iter().any(|d| d.describe() == s.describe()) {
-            distinct.push(*s);
-        }
-    }
+    let distinct = styles::distinct(shapes);
     let mut rows = Vec::new();
     for style in KernelStyle::ALL {
         if !choice::supported(gpu, style) {
